@@ -1,0 +1,68 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "shuttle",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "shuttle", targets: ["shuttle"]),
+        .library(name: "ShuttleModel", targets: ["ShuttleModel"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+    ],
+    targets: [
+        // The pure, deterministic heart: config, validation, merge, registry,
+        // balancers, health. Standard library and Foundation only.
+        .target(name: "ShuttleModel"),
+        // SwiftNIO: sockets, the admin API, files. Carries out the model's actions.
+        .target(
+            name: "ShuttleRuntime",
+            dependencies: [
+                "ShuttleModel",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Discrete-event simulation of the network driving the same model.
+        .target(name: "ShuttleSim", dependencies: ["ShuttleModel"]),
+        .executableTarget(
+            name: "shuttle",
+            dependencies: [
+                "ShuttleModel", "ShuttleRuntime", "ShuttleSim",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "ShuttleModelTests",
+            dependencies: [
+                "ShuttleModel",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
+        .testTarget(
+            name: "ShuttleRuntimeTests",
+            dependencies: [
+                "ShuttleModel", "ShuttleRuntime",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "ShuttleSimTests",
+            dependencies: [
+                "ShuttleSim", "ShuttleModel",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
+        .testTarget(name: "ShuttleTests", dependencies: ["shuttle"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,86 @@
+/// A key for consistent hashing, such as the client's address, hashed with
+/// a fixed function so that it is the same in every process and run.
+public struct BalanceKey: Hashable, Sendable {
+    public var value: UInt64
+
+    public init(_ value: UInt64) { self.value = value }
+
+    /// Hashes `text` (FNV-1a, then a mixing step).
+    public init(_ text: String) { value = StableHash.hash(text) }
+
+    public static let none = BalanceKey(0)
+}
+
+/// FNV-1a 64 with a SplitMix64 finaliser: stable across processes, unlike
+/// `Hasher`, which is seeded per process.
+public enum StableHash {
+    public static func hash(_ text: String) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 {
+            h ^= UInt64(byte)
+            h &*= 0x0000_0100_0000_01b3
+        }
+        return mix(h)
+    }
+
+    public static func mix(_ value: UInt64) -> UInt64 {
+        var z = value &+ 0x9e37_79b9_7f4a_7c15
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        return z ^ (z >> 31)
+    }
+}
+
+/// Consistent hashing: each backend owns `pointsPerWeight x weight` points
+/// on a ring, placed by its name. A key goes to the owner of the first point
+/// at or after its hash, skipping down backends. Removing a backend moves
+/// only the keys it owned; the others keep theirs.
+public struct HashRing: Sendable, Equatable {
+    public static let pointsPerWeight = 64
+
+    /// Sorted by `point`.
+    var points: [(point: UInt64, backend: Int)] = []
+
+    public init() {}
+
+    public init<B: BalancedBackend>(_ backends: [B]) {
+        for (index, backend) in backends.enumerated() {
+            let base = StableHash.hash(backend.name)
+            for replica in 0..<(Self.pointsPerWeight * max(1, backend.weight)) {
+                points.append((StableHash.mix(base ^ UInt64(replica) &* 0x9e37_79b9_7f4a_7c15), index))
+            }
+        }
+        points.sort { $0.point < $1.point || ($0.point == $1.point && $0.backend < $1.backend) }
+    }
+
+    public static func == (lhs: HashRing, rhs: HashRing) -> Bool {
+        lhs.points.elementsEqual(rhs.points) { $0.point == $1.point && $0.backend == $1.backend }
+    }
+
+    /// Every up backend in ring order from the key's position on.
+    public func choose<B: BalancedBackend>(_ backends: [B], key: BalanceKey, into order: inout [Int]) {
+        order.removeAll(keepingCapacity: true)
+        guard !points.isEmpty else { return }
+        var upCount = 0
+        for backend in backends where backend.isUp { upCount += 1 }
+        guard upCount > 0 else { return }
+        let hash = StableHash.mix(key.value)
+        // First point at or after the hash.
+        var low = 0
+        var high = points.count
+        while low < high {
+            let mid = (low + high) / 2
+            if points[mid].point < hash { low = mid + 1 } else { high = mid }
+        }
+        var i = low == points.count ? 0 : low
+        for _ in 0..<points.count {
+            let backend = points[i].backend
+            if backend < backends.count && backends[backend].isUp && !order.contains(backend) {
+                order.append(backend)
+                if order.count == upCount { return }
+            }
+            i += 1
+            if i == points.count { i = 0 }
+        }
+    }
+}

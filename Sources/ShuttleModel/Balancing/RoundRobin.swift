@@ -1,0 +1,40 @@
+/// Weighted round robin with the original's exact sequence: the current
+/// backend is chosen `weight` times in a row, then the next up backend in
+/// list order; down backends are skipped.
+public struct RoundRobin: Sendable, Equatable {
+    /// Index of the backend being repeated.
+    public private(set) var current = 0
+    /// How many times in a row it has been chosen.
+    public private(set) var count = 0
+
+    public init() {}
+
+    public mutating func choose<B: BalancedBackend>(_ backends: [B], into order: inout [Int]) {
+        order.removeAll(keepingCapacity: true)
+        let n = backends.count
+        guard n > 0 else { return }
+        // The list may have shrunk since the last choice.
+        if current >= n {
+            current = 0
+            count = 0
+        }
+        for _ in 0..<n {
+            let backend = backends[current]
+            if backend.isUp && count < backend.weight {
+                count += 1
+                order.append(current)
+                appendUp(backends, from: current + 1, skip: current, into: &order)
+                return
+            }
+            current = (current + 1) % n
+            count = 0
+        }
+    }
+
+    /// The rotation from the current backend on, without choosing.
+    public func peek<B: BalancedBackend>(_ backends: [B], into order: inout [Int]) {
+        order.removeAll(keepingCapacity: true)
+        guard !backends.isEmpty else { return }
+        appendUp(backends, from: current < backends.count ? current : 0, skip: -1, into: &order)
+    }
+}

@@ -1,0 +1,33 @@
+/// One backend as configured at one time. A backend that is replaced (its
+/// config changed) gets a new id, so late events about the old one (a check
+/// result, a connection closing) never touch the new one.
+public struct BackendID: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
+    public var raw: UInt64
+    public init(_ raw: UInt64) { self.raw = raw }
+    public static func < (a: Self, b: Self) -> Bool { a.raw < b.raw }
+    public var description: String { "b\(raw)" }
+}
+
+/// One listening socket asked for by the model.
+public struct ListenerID: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
+    public var raw: UInt64
+    public init(_ raw: UInt64) { self.raw = raw }
+    public static func < (a: Self, b: Self) -> Bool { a.raw < b.raw }
+    public var description: String { "l\(raw)" }
+}
+
+/// A client connection (or UDP flow), numbered by the driver, unique while open.
+public struct ConnectionID: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
+    public var raw: UInt64
+    public init(_ raw: UInt64) { self.raw = raw }
+    public static func < (a: Self, b: Self) -> Bool { a.raw < b.raw }
+    public var description: String { "c\(raw)" }
+}
+
+/// An admin request, numbered by the driver, answered by a `.reply` action.
+public struct RequestID: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
+    public var raw: UInt64
+    public init(_ raw: UInt64) { self.raw = raw }
+    public static func < (a: Self, b: Self) -> Bool { a.raw < b.raw }
+    public var description: String { "r\(raw)" }
+}

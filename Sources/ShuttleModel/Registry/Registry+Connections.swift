@@ -1,0 +1,71 @@
+/// Placing client connections on backends: the first choice from the
+/// service's balancer, the next untried backend after a failed connect,
+/// and giving up when none is left. Both drivers only carry this out.
+extension Registry {
+    mutating func clientConnected(_ connection: ConnectionID, listener: ListenerID, key: BalanceKey) -> [Action] {
+        guard let name = listeners[listener], var state = services[name] else {
+            return [.closeClient(connection, .noService)]
+        }
+        state.balancer.choose(state.settings.balance, state.backends, key: key, random: &random, into: &order)
+        guard let first = order.first else {
+            state.own.errors += 1
+            services[name] = state
+            return [.closeClient(connection, .noBackend(service: name))]
+        }
+        let backend = state.backends[first]
+        services[name] = state
+        connections[connection] = ConnectionState(service: name, key: key, backend: backend.id, tried: [backend.id])
+        return [.connectBackend(connection, state.target(backend))]
+    }
+
+    mutating func backendConnectFailed(_ connection: ConnectionID, reason: String) -> [Action] {
+        guard var placing = connections[connection], !placing.established else { return [] }
+        updateCounters(placing.service, placing.backend) { $0.errors += 1 }
+        if let state = services[placing.service] {
+            state.balancer.peek(state.settings.balance, state.backends, key: placing.key, random: &random, into: &order)
+            for index in order where !placing.tried.contains(state.backends[index].id) {
+                let backend = state.backends[index]
+                placing.backend = backend.id
+                placing.tried.append(backend.id)
+                connections[connection] = placing
+                return [.connectBackend(connection, state.target(backend))]
+            }
+        }
+        connections[connection] = nil
+        return [.closeClient(connection, .allBackendsFailed(service: placing.service, lastError: reason))]
+    }
+
+    mutating func backendConnected(_ connection: ConnectionID) {
+        guard var placing = connections[connection], !placing.established else { return }
+        placing.established = true
+        connections[connection] = placing
+        updateCounters(placing.service, placing.backend) {
+            $0.connections += 1
+            $0.active += 1
+        }
+    }
+
+    mutating func bytesTransferred(_ connection: ConnectionID, sent: Int, received: Int) {
+        guard let placing = connections[connection], placing.established else { return }
+        updateCounters(placing.service, placing.backend) {
+            $0.sent += sent
+            $0.received += received
+        }
+    }
+
+    mutating func connectionClosed(_ connection: ConnectionID) {
+        guard let placing = connections.removeValue(forKey: connection), placing.established else { return }
+        updateCounters(placing.service, placing.backend) { $0.active -= 1 }
+    }
+
+    /// Counts on the backend if it is still in its service, else on the
+    /// service's own counters (it was removed or replaced).
+    mutating func updateCounters(_ service: String, _ backend: BackendID, _ update: (inout Counters) -> Void) {
+        guard let index = services[service].map({ $0.index(of: backend) }) else { return }
+        if let i = index {
+            update(&services[service]!.backends[i].counters)
+        } else {
+            update(&services[service]!.own)
+        }
+    }
+}

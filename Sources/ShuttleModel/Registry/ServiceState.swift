@@ -1,0 +1,86 @@
+/// Counters of one backend, or of a service's own traffic.
+public struct Counters: Equatable, Hashable, Sendable {
+    /// Bytes sent to backends.
+    public var sent = 0
+    /// Bytes received from backends.
+    public var received = 0
+    public var errors = 0
+    /// Connections established, ever.
+    public var connections = 0
+    /// Connections open now.
+    public var active = 0
+    public var httpConnections = 0
+    public var httpActive = 0
+    public var httpErrors = 0
+
+    public init() {}
+
+    static func + (a: Counters, b: Counters) -> Counters {
+        var c = a
+        c.sent += b.sent
+        c.received += b.received
+        c.errors += b.errors
+        c.connections += b.connections
+        c.active += b.active
+        c.httpConnections += b.httpConnections
+        c.httpActive += b.httpActive
+        c.httpErrors += b.httpErrors
+        return c
+    }
+}
+
+/// A backend in the registry: its config, health and counters.
+struct BackendState: BalancedBackend, Sendable, Equatable {
+    let id: BackendID
+    var config: BackendConfig
+    var health = HealthState()
+    var counters = Counters()
+    /// The health check running for it, if any.
+    var check: HealthCheck?
+
+    var isUp: Bool { health.isUp }
+    var weight: Int { config.effectiveWeight }
+    var active: Int { counters.active }
+    var name: String { config.name }
+}
+
+/// A service in the registry.
+struct ServiceState: Sendable {
+    var config: ServiceConfig
+    var settings: ServiceSettings
+    var listener: Listener?
+    /// Sorted by name, like the config.
+    var backends: [BackendState] = []
+    var balancer = Balancer()
+    /// Its own counters: connections that found no backend, and everything
+    /// of backends that were removed or replaced.
+    var own = Counters()
+
+    func index(of id: BackendID) -> Int? { backends.firstIndex { $0.id == id } }
+
+    var hasBackendUp: Bool { backends.contains { $0.isUp } }
+
+    func target(_ backend: BackendState) -> BackendTarget {
+        BackendTarget(
+            id: backend.id, service: config.name, name: backend.config.name, address: backend.config.address,
+            network: backend.config.effectiveNetwork, connectTimeout: settings.connectTimeout,
+            clientTimeout: settings.clientTimeout, serverTimeout: settings.serverTimeout)
+    }
+
+    func healthCheck(for backend: BackendState) -> HealthCheck? {
+        guard !backend.config.checkAddress.isEmpty else { return nil }
+        return HealthCheck(
+            backend: backend.id, service: config.name, name: backend.config.name,
+            address: backend.config.checkAddress, interval: settings.checkInterval, timeout: settings.checkTimeout)
+    }
+}
+
+/// A client connection the model is placing or has placed.
+struct ConnectionState: Sendable {
+    var service: String
+    var key: BalanceKey
+    var backend: BackendID
+    /// Backends tried so far, the current one included.
+    var tried: [BackendID]
+    var established = false
+}

@@ -1,0 +1,54 @@
+/// Virtual host names: host names matched case-insensitively with any port
+/// stripped, or wildcards such as `*.example.com` that match any name
+/// ending in `.example.com`.
+public enum VirtualHostName {
+    /// Why `name` cannot be a virtual host name, if it cannot.
+    public static func problem(_ name: String) -> String? {
+        if name.isEmpty { return "is empty" }
+        var host = Substring(name)
+        if host.hasPrefix("*.") { host = host.dropFirst(2) }
+        if host.contains(":") { return "\"\(name)\" has a port; virtual hosts match names only" }
+        if host.contains("*") { return "\"\(name)\" has a \"*\" other than a leading \"*.\"" }
+        if !HostPort.isHostName(host) && !HostPort.isIPv4(host) {
+            return "\"\(name)\" is not a host name"
+        }
+        return nil
+    }
+
+    /// The lookup form of a name from a config: lower case, no final dot.
+    public static func normalize(_ name: String) -> String {
+        var lower = name.lowercased()
+        if lower.hasSuffix(".") { lower.removeLast() }
+        return lower
+    }
+
+    /// The lookup form of a `Host` header value: port stripped (also from
+    /// `[v6]:port`), lower case, no final dot. Nil when it is malformed.
+    public static func fromHostHeader(_ value: String) -> String? {
+        var host = Substring(value.trimmingSpaces())
+        if host.hasPrefix("[") {
+            guard let close = host.firstIndex(of: "]") else { return nil }
+            let rest = host[host.index(after: close)...]
+            guard rest.isEmpty || (rest.hasPrefix(":") && rest.dropFirst().allSatisfy(\.isNumber)) else { return nil }
+            host = host[...close]
+            return host.lowercased()
+        }
+        if let colon = host.lastIndex(of: ":") {
+            let port = host[host.index(after: colon)...]
+            guard port.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+            host = host[..<colon]
+        }
+        guard !host.isEmpty, host.allSatisfy({ $0.isASCII && !$0.isWhitespace && $0 != "/" && $0 != "@" })
+        else { return nil }
+        return normalize(String(host))
+    }
+}
+
+extension String {
+    func trimmingSpaces() -> Substring {
+        var s = self[...]
+        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
+        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
+        return s
+    }
+}
