@@ -1,6 +1,12 @@
 /// Weighted round robin with the original's exact sequence: the current
 /// backend is chosen `weight` times in a row, then the next up backend in
 /// list order; down backends are skipped.
+///
+/// One difference: the original looked at `count` positions only, so when
+/// the current backend had used up its weight and every other backend was
+/// down, it found none (every other connection failed while one of two
+/// backends was down). Looking once more, back at the current backend with
+/// a fresh count, fixes that without changing any sequence it did produce.
 public struct RoundRobin: Sendable, Equatable {
     /// Index of the backend being repeated.
     public private(set) var current = 0
@@ -18,7 +24,7 @@ public struct RoundRobin: Sendable, Equatable {
             current = 0
             count = 0
         }
-        for _ in 0..<n {
+        for _ in 0...n {
             let backend = backends[current]
             if backend.isUp && count < backend.weight {
                 count += 1

@@ -49,7 +49,18 @@ public enum ConfigCoding {
             let value = try decoder.decode(T.self, from: data)
             return Decoded(value: value, warnings: report.warnings, problems: report.problems)
         } catch let error as DecodingError {
-            report.problems.append(ConfigProblem(error))
+            var problem = ConfigProblem(error)
+            if case .dataCorrupted(let context) = error, context.codingPath.isEmpty {
+                // JSONDecoder does not say where; JSONSerialization does.
+                do {
+                    _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+                } catch {
+                    if let where_ = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String {
+                        problem.reason = "malformed JSON: \(where_)"
+                    }
+                }
+            }
+            report.problems.append(problem)
         } catch {
             report.problems.append(ConfigProblem(path: "", reason: "malformed JSON: \(error)"))
         }
@@ -95,8 +106,10 @@ extension ConfigProblem {
             self.init(path: renderPath(context.codingPath + [key]), reason: "is required")
         case .dataCorrupted(let context):
             if context.codingPath.isEmpty {
-                let detail = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
-                self.init(path: "", reason: "malformed JSON" + (detail.map { ": \($0)" } ?? ""))
+                let underlying = context.underlyingError.map { error -> String in
+                    (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error)"
+                }
+                self.init(path: "", reason: "malformed JSON: " + (underlying ?? context.debugDescription))
             } else {
                 self.init(path: renderPath(context.codingPath), reason: "invalid value: \(context.debugDescription)")
             }

@@ -28,6 +28,9 @@ public struct BackendStats: Codable, Equatable, Sendable {
 public struct ServiceStats: Codable, Equatable, Sendable {
     public var name: String
     public var address: String
+    /// The local address the listener got (the port chosen for port 0);
+    /// ours, beyond the original's keys.
+    public var listenAddress: String
     public var network: String
     public var virtualHosts: [String]
     public var backends: [BackendStats]
@@ -51,6 +54,7 @@ public struct ServiceStats: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case name, address, network, backends, balance, fall, rise, sent, received, errors, connections, active
         case virtualHosts = "virtual_hosts"
+        case listenAddress = "listen_address"
         case checkInterval = "check_interval"
         case clientTimeout = "client_timeout"
         case serverTimeout = "server_timeout"
@@ -75,7 +79,9 @@ extension Registry {
         let total = state.backends.reduce(state.own) { $0 + $1.counters }
         let s = state.settings
         return ServiceStats(
-            name: name, address: state.config.address, network: s.network.rawValue,
+            name: name, address: state.config.address,
+            listenAddress: state.listener.flatMap { boundAddresses[$0.id] } ?? state.config.address,
+            network: s.network.rawValue,
             virtualHosts: state.config.virtualHosts, backends: backends, balance: s.balance.rawValue,
             checkInterval: s.checkInterval, fall: s.fall, rise: s.rise, clientTimeout: s.clientTimeout,
             serverTimeout: s.serverTimeout, connectTimeout: s.connectTimeout,

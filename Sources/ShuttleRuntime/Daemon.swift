@@ -1,0 +1,150 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import ShuttleModel
+
+/// What the daemon is started with: the original's flags and ours.
+public struct DaemonOptions: Sendable {
+    public var admin = "127.0.0.1:9090"
+    public var config: String?
+    public var state: String?
+    /// How long open connections may run after SIGTERM/SIGINT.
+    public var drainTimeout = TimeAmount.seconds(10)
+    /// Data-plane threads; one per core by default.
+    public var threads = System.coreCount
+    public var seed: UInt64 = 0
+
+    public init() {}
+}
+
+/// Why the daemon did not start.
+public enum StartError: Error, CustomStringConvertible {
+    /// The config file is invalid: every problem.
+    case invalidConfig(file: String, problems: [ConfigProblem])
+    /// A listener of the initial config could not be bound.
+    case cannotListen(service: String, address: String, reason: String)
+    case cannotListenAdmin(address: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .invalidConfig(let file, let problems):
+            return "\(file) is not a valid config:\n" + problems.map { "  \($0)" }.joined(separator: "\n")
+        case .cannotListen(let service, let address, let reason):
+            return "service \(service) cannot listen on \(address): \(reason)"
+        case .cannotListenAdmin(let address, let reason):
+            return "the admin API cannot listen on \(address): \(reason)"
+        }
+    }
+
+    /// Exit status: 2 for a config that is wrong, 1 for the rest.
+    public var exitCode: Int32 {
+        if case .invalidConfig = self { return 2 }
+        return 1
+    }
+}
+
+/// Chooses the configuration to start with: the state file when it exists
+/// and is usable, else the config file, else nothing.
+public enum StartupConfig {
+    public static func load(_ options: DaemonOptions, logger: Logger) throws -> Config {
+        if let state = options.state {
+            switch StateFile(path: state).load() {
+            case .config(let config, let warnings):
+                for warning in warnings { logger.warning("state file: \(warning)") }
+                logger.info("loaded state", metadata: ["file": "\(state)"])
+                return config
+            case .corrupt(let reason, let keptAs):
+                logger.critical(
+                    "state file is unusable, starting from the config file instead",
+                    metadata: ["file": "\(state)", "reason": "\(reason)", "kept_as": "\(keptAs ?? "(could not rename)")"])
+            case .missing:
+                break
+            }
+        }
+        guard let file = options.config else { return Config() }
+        switch ConfigFile.load(path: file) {
+        case .success(let (config, warnings)):
+            for warning in warnings { logger.warning("config file: \(warning)") }
+            return config
+        case .failure(let failure):
+            throw StartError.invalidConfig(file: file, problems: failure.problems)
+        }
+    }
+}
+
+/// The running proxy: event loops, the model's driver, the admin API.
+/// Run it in a `ServiceGroup`; a graceful shutdown (SIGTERM, SIGINT) closes
+/// the listeners, lets open connections finish for up to the drain timeout,
+/// then stops.
+public final class Daemon: Service, Sendable {
+    public let options: DaemonOptions
+    public let logger: Logger
+    public let group: MultiThreadedEventLoopGroup
+    let controlGroup: MultiThreadedEventLoopGroup
+    public let driver: Driver
+    let initialConfig: Config
+
+    public init(options: DaemonOptions, logger: Logger) throws {
+        self.options = options
+        self.logger = logger
+        initialConfig = try StartupConfig.load(options, logger: logger)
+        group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.threads))
+        // The control plane has its own thread so that the admin API answers
+        // promptly while the data plane is saturated.
+        controlGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        driver = Driver(
+            group: group, control: controlGroup.next(), logger: logger,
+            stateFile: options.state.map(StateFile.init(path:)), seed: options.seed)
+    }
+
+    /// Binds everything; throws `StartError` when the daemon cannot serve.
+    public func start() async throws -> any Channel {
+        let reply = try await driver.submit(.updateConfig(ConfigUpdate(initialConfig))).get()
+        switch reply {
+        case .applied:
+            break
+        case .bindFailed(let service, let address, _, let reason):
+            throw StartError.cannotListen(service: service, address: address, reason: reason)
+        case .rejected(let problems):
+            throw StartError.invalidConfig(file: options.config ?? "config", problems: problems)
+        case .notFound(let message):
+            throw StartError.invalidConfig(file: options.config ?? "config", problems: [ConfigProblem(path: "", reason: message)])
+        }
+        let admin: any Channel
+        do {
+            admin = try await AdminServer.bind(options.admin, driver: driver).get()
+        } catch {
+            throw StartError.cannotListenAdmin(address: options.admin, reason: Driver.describe(error))
+        }
+        logger.info("admin API listening", metadata: ["address": "\(admin.localAddress.map(Driver.describe) ?? options.admin)"])
+        return admin
+    }
+
+    public func run() async throws {
+        let admin = try await start()
+        try? await gracefulShutdown()
+        logger.notice("shutting down: no new connections, draining open ones")
+        try? await driver.closeListeners().get()
+        driver.stopHealthChecks()
+        await drain()
+        try? await admin.close().get()
+        if options.admin.hasPrefix("/") { unlink(options.admin) }
+        driver.stateFile?.flush()
+        try? await group.shutdownGracefully()
+        try? await controlGroup.shutdownGracefully()
+        logger.notice("stopped")
+    }
+
+    /// Waits until no connection is open, or the drain timeout passes.
+    func drain() async {
+        let deadline = NIODeadline.now() + options.drainTimeout
+        while NIODeadline.now() < deadline {
+            let open = driver.read { $0.openConnections }
+            if open == 0 { return }
+            try? await Task.sleep(nanoseconds: 50_000_000)
+        }
+        logger.warning("drain timeout: closing the connections still open", metadata: ["open": "\(driver.read { $0.openConnections })"])
+    }
+}

@@ -1,0 +1,184 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import ShuttleModel
+import Synchronization
+
+/// Drives the model over real sockets: sends it events, carries out its
+/// actions. It decides nothing itself; every decision is the `Registry`'s.
+///
+/// The registry sits behind one lock, held only while the model handles an
+/// event (never during I/O). Actions about one client connection
+/// (`connectBackend`, `closeClient`) are carried out by that connection;
+/// everything else by `perform(_:)`.
+public final class Driver: Sendable {
+    /// Data-plane event loops: listeners and proxied connections.
+    public let group: any EventLoopGroup
+    /// The loop of the control plane: admin requests, health checks, files.
+    public let control: any EventLoop
+    public let logger: Logger
+    let stateFile: StateFile?
+    let registry: NIOLockedValueBox<Registry>
+    let resources = NIOLockedValueBox(Resources())
+    let connectionCounter = Atomic<UInt64>(0)
+    let origin = NIODeadline.now()
+    /// Observes every event and the actions it produced (for `-record`).
+    let recorder: (@Sendable (Event, [Action]) -> Void)?
+
+    struct Resources {
+        var listeners: [ListenerID: any Channel] = [:]
+        var checks: [BackendID: HealthChecker] = [:]
+        var replies: [RequestID: EventLoopPromise<AdminReply>] = [:]
+        var nextRequest: UInt64 = 1
+        var draining = false
+    }
+
+    public init(
+        group: any EventLoopGroup, control: any EventLoop, logger: Logger, stateFile: StateFile?, seed: UInt64 = 0,
+        recorder: (@Sendable (Event, [Action]) -> Void)? = nil
+    ) {
+        self.group = group
+        self.control = control
+        self.logger = logger
+        self.stateFile = stateFile
+        self.registry = NIOLockedValueBox(Registry(seed: seed))
+        self.recorder = recorder
+    }
+
+    /// The model's clock: monotonic time since the driver started.
+    public var now: Instant { Instant(nanoseconds: UInt64(max(0, (NIODeadline.now() - origin).nanoseconds))) }
+
+    /// A fresh connection id.
+    func makeConnectionID() -> ConnectionID {
+        ConnectionID(connectionCounter.wrappingAdd(1, ordering: .relaxed).newValue)
+    }
+
+    /// Feeds one event to the model and returns its actions, unperformed.
+    @discardableResult
+    public func send(_ event: Event) -> [Action] {
+        let actions = registry.withLockedValue { $0.handle(event) }
+        recorder?(event, actions)
+        return actions
+    }
+
+    /// Reads the model's state.
+    public func read<T>(_ body: (Registry) -> T) -> T {
+        registry.withLockedValue { body($0) }
+    }
+
+    /// Routes an HTTP request's host to a service (moves the vhost's round robin).
+    public func routeVirtualHost(_ host: String) -> String? {
+        registry.withLockedValue { $0.routeVirtualHost(host) }
+    }
+
+    /// Sends an admin command; the future completes with the model's answer
+    /// once the listeners it needs are bound (or failed).
+    public func submit(_ command: AdminCommand) -> EventLoopFuture<AdminReply> {
+        let promise = control.makePromise(of: AdminReply.self)
+        let id = resources.withLockedValue { r -> RequestID in
+            let id = RequestID(r.nextRequest)
+            r.nextRequest += 1
+            r.replies[id] = promise
+            return id
+        }
+        perform(send(.admin(id, command)))
+        return promise.futureResult
+    }
+
+    /// Carries out actions that are not about one client connection.
+    public func perform(_ actions: [Action]) {
+        for action in actions { perform(action) }
+    }
+
+    func perform(_ action: Action) {
+        switch action {
+        case .bindListener(let listener):
+            bind(listener)
+        case .closeListener(let id):
+            let channel = resources.withLockedValue { $0.listeners.removeValue(forKey: id) }
+            channel?.close(promise: nil)
+        case .startHealthCheck(let check):
+            let checker = HealthChecker(check: check, driver: self)
+            let previous = resources.withLockedValue { r -> HealthChecker? in
+                let previous = r.checks[check.backend]
+                r.checks[check.backend] = checker
+                return previous
+            }
+            previous?.stop()
+            checker.start()
+        case .stopHealthCheck(let id):
+            resources.withLockedValue { $0.checks.removeValue(forKey: id) }?.stop()
+        case .persist(let config):
+            stateFile?.write(config, logger: logger)
+        case .reply(let id, let reply):
+            resources.withLockedValue { $0.replies.removeValue(forKey: id) }?.succeed(reply)
+        case .backendHealthChanged(_, let service, let backend, let isUp):
+            logger.notice(
+                "backend \(isUp ? "up" : "down")",
+                metadata: ["service": "\(service)", "backend": "\(backend)"])
+        case .connectBackend(let id, _), .closeClient(let id, _):
+            // Only the connection itself can carry these out.
+            logger.error("connection action reached the driver", metadata: ["connection": "\(id)"])
+        }
+    }
+
+    func bind(_ listener: Listener) {
+        let bound: EventLoopFuture<any Channel> =
+            listener.network.isDatagram
+            ? UDPListener.bind(listener, driver: self) : TCPListener.bind(listener, driver: self)
+        bound.whenComplete { result in
+            switch result {
+            case .success(let channel):
+                self.resources.withLockedValue { $0.listeners[listener.id] = channel }
+                let address = channel.localAddress.map(Self.describe) ?? listener.address
+                self.logger.info(
+                    "listening", metadata: ["service": "\(listener.service)", "address": "\(address)", "network": "\(listener.network.rawValue)"])
+                self.perform(self.send(.listenerBound(listener.id, address: address)))
+            case .failure(let error):
+                self.logger.error(
+                    "cannot listen",
+                    metadata: ["service": "\(listener.service)", "address": "\(listener.address)", "error": "\(error)"])
+                self.perform(self.send(.listenerFailed(listener.id, reason: Self.describe(error))))
+            }
+        }
+    }
+
+    /// Stops accepting: closes every listener. Open connections go on.
+    public func closeListeners() -> EventLoopFuture<Void> {
+        let channels = resources.withLockedValue { r -> [any Channel] in
+            r.draining = true
+            defer { r.listeners.removeAll() }
+            return Array(r.listeners.values)
+        }
+        let closes = channels.map { $0.close() }
+        return EventLoopFuture.andAllComplete(closes, on: control)
+    }
+
+    /// Stops every health check.
+    public func stopHealthChecks() {
+        let checks = resources.withLockedValue { r -> [HealthChecker] in
+            defer { r.checks.removeAll() }
+            return Array(r.checks.values)
+        }
+        for check in checks { check.stop() }
+    }
+
+    /// Whether the listeners were closed for a shutdown.
+    public var isDraining: Bool { resources.withLockedValue { $0.draining } }
+
+    /// `ip:port` (IPv6 in brackets) of a socket address.
+    public static func describe(_ address: SocketAddress) -> String {
+        switch address {
+        case .v4: return "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
+        case .v6: return "[\(address.ipAddress ?? "?")]:\(address.port ?? 0)"
+        case .unixDomainSocket: return address.pathname ?? "unix"
+        }
+    }
+
+    /// A short reason for an I/O error, for users.
+    static func describe(_ error: any Error) -> String {
+        if let io = error as? IOError { return io.description }
+        return "\(error)"
+    }
+}

@@ -1,0 +1,152 @@
+import Logging
+import NIOCore
+import NIOPosix
+import ShuttleModel
+
+/// One client of a TCP service: placed on a backend by the model (with
+/// failover on connect errors, as the model decides), then glued to it.
+/// Everything here runs on the client channel's event loop.
+final class TCPProxyConnection: @unchecked Sendable {  // confined to the client's event loop
+    let id: ConnectionID
+    let client: any Channel
+    let driver: Driver
+    /// The client's half of the glue, in its pipeline from the start so that
+    /// nothing is read from the client before a backend is there to take it.
+    private let clientSide = GlueHandler()
+    private var backendSide: GlueHandler?
+    private var backend: (any Channel)?
+    private var connecting = false
+    private var clientClosed = false
+    private var reported = (sent: 0, received: 0)
+    private var lastReport = NIODeadline.now()
+
+    /// Byte counts reach the model at close and at most this often meanwhile.
+    static let reportInterval = TimeAmount.seconds(1)
+
+    private init(id: ConnectionID, client: any Channel, driver: Driver) {
+        self.id = id
+        self.client = client
+        self.driver = driver
+    }
+
+    /// Called from the child channel's initializer.
+    static func start(client: any Channel, listener: ListenerID, driver: Driver) throws {
+        let connection = TCPProxyConnection(id: driver.makeConnectionID(), client: client, driver: driver)
+        try client.pipeline.syncOperations.addHandler(connection.clientSide)
+        connection.clientSide.onReadComplete = { [weak connection] in connection?.reportIfDue() }
+        client.closeFuture.whenComplete { _ in connection.clientDidClose() }
+        let key = BalanceKey(client.remoteAddress?.ipAddress ?? "")
+        connection.carryOut(driver.send(.clientConnected(connection.id, listener: listener, key: key)))
+    }
+
+    private func carryOut(_ actions: [Action]) {
+        for action in actions {
+            switch action {
+            case .connectBackend(let id, let target) where id == self.id:
+                connect(target)
+            case .closeClient(let id, let reason) where id == self.id:
+                driver.logger.warning(
+                    "client closed without a backend",
+                    metadata: ["client": "\(client.remoteAddress.map(Driver.describe) ?? "?")", "reason": "\(reason)"])
+                client.close(promise: nil)
+            default:
+                driver.perform(action)
+            }
+        }
+    }
+
+    private func connect(_ target: BackendTarget) {
+        guard case .success(let address) = HostPort.parse(target.address, listening: false) else {
+            carryOut(driver.send(.backendConnectFailed(id, reason: "bad address \(target.address)")))
+            return
+        }
+        connecting = true
+        let backendSide = GlueHandler()
+        backendSide.onReadComplete = { [weak self] in self?.reportIfDue() }
+        var bootstrap = ClientBootstrap(group: client.eventLoop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if target.serverTimeout > 0 {
+                        let idle = TimeAmount.milliseconds(Int64(target.serverTimeout))
+                        try channel.pipeline.syncOperations.addHandlers(IdleStateHandler(allTimeout: idle), IdleCloser())
+                    }
+                    try channel.pipeline.syncOperations.addHandler(backendSide)
+                }
+            }
+        if target.connectTimeout > 0 {
+            bootstrap = bootstrap.connectTimeout(.milliseconds(Int64(target.connectTimeout)))
+        }
+        bootstrap.connect(host: address.hostString, port: address.port).whenComplete { result in
+            self.connecting = false
+            switch result {
+            case .success(let channel):
+                self.driver.send(.backendConnected(self.id))
+                if self.clientClosed {
+                    channel.close(promise: nil)
+                    self.finish()
+                } else {
+                    self.glue(channel, backendSide, target)
+                }
+            case .failure(let error):
+                self.driver.logger.info(
+                    "backend connect failed",
+                    metadata: [
+                        "service": "\(target.service)", "backend": "\(target.name)",
+                        "address": "\(target.address)", "error": "\(error)",
+                    ])
+                let actions = self.driver.send(.backendConnectFailed(self.id, reason: Driver.describe(error)))
+                if self.clientClosed {
+                    self.finish()
+                } else {
+                    self.carryOut(actions)
+                }
+            }
+        }
+    }
+
+    private func glue(_ channel: any Channel, _ backendSide: GlueHandler, _ target: BackendTarget) {
+        backend = channel
+        self.backendSide = backendSide
+        if target.clientTimeout > 0 {
+            let idle = TimeAmount.milliseconds(Int64(target.clientTimeout))
+            do {
+                try client.pipeline.syncOperations.addHandlers(
+                    [IdleStateHandler(allTimeout: idle), IdleCloser()], position: .first)
+            } catch {
+                client.close(promise: nil)
+            }
+        }
+        channel.closeFuture.whenComplete { _ in self.client.close(promise: nil) }
+        GlueHandler.pair(clientSide, backendSide)
+    }
+
+    private func reportIfDue() {
+        let now = NIODeadline.now()
+        guard now - lastReport >= Self.reportInterval else { return }
+        lastReport = now
+        reportBytes()
+    }
+
+    private func reportBytes() {
+        let sent = clientSide.bytesRead - reported.sent
+        let received = (backendSide?.bytesRead ?? 0) - reported.received
+        guard sent > 0 || received > 0 else { return }
+        reported = (clientSide.bytesRead, backendSide?.bytesRead ?? 0)
+        driver.send(.bytesTransferred(id, sent: sent, received: received))
+    }
+
+    private func clientDidClose() {
+        clientClosed = true
+        backend?.close(promise: nil)
+        // A connect in flight reports the end itself when it completes.
+        if !connecting { finish() }
+    }
+
+    private func finish() {
+        reportBytes()
+        driver.send(.connectionClosed(id))
+        backend = nil
+    }
+}

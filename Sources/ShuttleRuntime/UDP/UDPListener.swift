@@ -1,0 +1,244 @@
+import NIOCore
+import NIOPosix
+import ShuttleModel
+
+/// A UDP service's socket. Datagrams from each client address form a flow,
+/// placed on a backend by the model; the backend's replies go back to that
+/// client from the service's address. (The original forwarded one way only.)
+enum UDPListener {
+    static func bind(_ listener: Listener, driver: Driver) -> EventLoopFuture<any Channel> {
+        guard case .success(let address) = HostPort.parse(listener.address, listening: true) else {
+            return driver.control.makeFailedFuture(ListenError.badAddress(listener.address))
+        }
+        let host = address.host == .any ? (listener.network == .udp6 ? "::" : "0.0.0.0") : address.hostString
+        return DatagramBootstrap(group: driver.group)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        UDPServiceHandler(listener: listener.id, driver: driver))
+                }
+            }
+            .bind(host: host, port: address.port)
+            .map { $0 as any Channel }
+    }
+}
+
+/// Keeps the flows of one UDP service. Runs on the service channel's loop.
+final class UDPServiceHandler: ChannelInboundHandler, @unchecked Sendable {  // confined to its event loop
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    typealias OutboundOut = AddressedEnvelope<ByteBuffer>
+
+    /// At most this many flows; the one idle longest is evicted first.
+    static let maximumFlows = 65_536
+    /// Flow idle time when the service sets no `client_timeout`.
+    static let defaultFlowTimeout = TimeAmount.seconds(30)
+    /// Datagrams held per flow while its backend socket is being set up.
+    static let maximumQueued = 64
+
+    let listener: ListenerID
+    let driver: Driver
+    var flows: [SocketAddress: UDPFlow] = [:]
+    var context: ChannelHandlerContext?
+    var sweeper: RepeatedTask?
+
+    init(listener: ListenerID, driver: Driver) {
+        self.listener = listener
+        self.driver = driver
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        sweeper = context.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) {
+            [weak self] _ in
+            self?.expireIdleFlows()
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        sweeper?.cancel()
+        for flow in flows.values { flow.end() }
+        flows.removeAll()
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        let client = envelope.remoteAddress
+        let flow: UDPFlow
+        if let existing = flows[client] {
+            flow = existing
+        } else {
+            if flows.count >= Self.maximumFlows, let oldest = flows.min(by: { $0.value.lastActive < $1.value.lastActive }) {
+                flows.removeValue(forKey: oldest.key)?.end()
+            }
+            flow = UDPFlow(id: driver.makeConnectionID(), client: client, service: self)
+            flows[client] = flow
+            flow.begin(listener: listener)
+        }
+        flow.forward(envelope.data)
+    }
+
+    /// Sends a backend's reply to the flow's client from the service's socket.
+    func reply(_ data: ByteBuffer, to client: SocketAddress) {
+        context?.writeAndFlush(wrapOutboundOut(AddressedEnvelope(remoteAddress: client, data: data)), promise: nil)
+    }
+
+    func remove(_ flow: UDPFlow) {
+        if flows[flow.client] === flow { flows.removeValue(forKey: flow.client) }
+    }
+
+    func expireIdleFlows() {
+        let now = NIODeadline.now()
+        for (client, flow) in flows where now - flow.lastActive >= flow.timeout {
+            flows.removeValue(forKey: client)
+            flow.end()
+        }
+    }
+}
+
+/// One client's flow: its own connected socket to the chosen backend.
+final class UDPFlow: @unchecked Sendable {  // confined to the service's event loop
+    let id: ConnectionID
+    let client: SocketAddress
+    unowned let service: UDPServiceHandler
+    var backend: (any Channel)?
+    var queued: [ByteBuffer] = []
+    var lastActive = NIODeadline.now()
+    var timeout = UDPServiceHandler.defaultFlowTimeout
+    var ended = false
+    var connecting = false
+    var sent = 0
+    var received = 0
+
+    init(id: ConnectionID, client: SocketAddress, service: UDPServiceHandler) {
+        self.id = id
+        self.client = client
+        self.service = service
+    }
+
+    var driver: Driver { service.driver }
+
+    func begin(listener: ListenerID) {
+        let key = BalanceKey(client.ipAddress ?? "")
+        carryOut(driver.send(.clientConnected(id, listener: listener, key: key)))
+    }
+
+    func carryOut(_ actions: [Action]) {
+        for action in actions {
+            switch action {
+            case .connectBackend(let id, let target) where id == self.id:
+                connect(target)
+            case .closeClient(let id, let reason) where id == self.id:
+                driver.logger.warning(
+                    "datagrams dropped: no backend", metadata: ["client": "\(client)", "reason": "\(reason)"])
+                ended = true
+                queued.removeAll()
+                service.remove(self)
+            default:
+                driver.perform(action)
+            }
+        }
+    }
+
+    func connect(_ target: BackendTarget) {
+        guard let loop = service.context?.eventLoop,
+            case .success(let address) = HostPort.parse(target.address, listening: false)
+        else {
+            carryOut(driver.send(.backendConnectFailed(id, reason: "bad address \(target.address)")))
+            return
+        }
+        if target.clientTimeout > 0 { timeout = .milliseconds(Int64(target.clientTimeout)) }
+        connecting = true
+        DatagramBootstrap(group: loop)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(UDPReplyHandler(flow: self))
+                }
+            }
+            .connect(host: address.hostString, port: address.port)
+            .whenComplete { result in
+                self.connecting = false
+                switch result {
+                case .success(let channel):
+                    self.driver.send(.backendConnected(self.id))
+                    if self.ended {
+                        channel.close(promise: nil)
+                        self.report(closed: true)
+                        return
+                    }
+                    self.backend = channel
+                    for datagram in self.queued { self.write(datagram) }
+                    self.queued.removeAll()
+                    channel.flush()
+                case .failure(let error):
+                    if self.ended {
+                        self.driver.send(.backendConnectFailed(self.id, reason: Driver.describe(error)))
+                        self.driver.send(.connectionClosed(self.id))
+                    } else {
+                        self.carryOut(self.driver.send(.backendConnectFailed(self.id, reason: Driver.describe(error))))
+                    }
+                }
+            }
+    }
+
+    func forward(_ datagram: ByteBuffer) {
+        guard !ended else { return }
+        lastActive = NIODeadline.now()
+        if backend != nil {
+            write(datagram)
+            backend?.flush()
+        } else if queued.count < UDPServiceHandler.maximumQueued {
+            queued.append(datagram)
+        }
+    }
+
+    private func write(_ datagram: ByteBuffer) {
+        sent += datagram.readableBytes
+        backend?.write(AddressedEnvelope(remoteAddress: backend!.remoteAddress!, data: datagram), promise: nil)
+    }
+
+    func backendReplied(_ datagram: ByteBuffer) {
+        lastActive = NIODeadline.now()
+        received += datagram.readableBytes
+        service.reply(datagram, to: client)
+    }
+
+    /// Ends the flow (idle, evicted, or the service closed).
+    func end() {
+        guard !ended else { return }
+        ended = true
+        if let backend {
+            backend.close(promise: nil)
+            self.backend = nil
+            report(closed: true)
+        } else if !connecting {
+            report(closed: true)
+        }
+    }
+
+    func report(closed: Bool) {
+        if sent > 0 || received > 0 {
+            driver.send(.bytesTransferred(id, sent: sent, received: received))
+            sent = 0
+            received = 0
+        }
+        if closed { driver.send(.connectionClosed(id)) }
+    }
+}
+
+/// Receives a flow's replies from its backend.
+final class UDPReplyHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    let flow: UDPFlow
+
+    init(flow: UDPFlow) { self.flow = flow }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        flow.backendReplied(unwrapInboundIn(data).data)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // ICMP port unreachable and the like: the flow lives on until idle.
+    }
+}

@@ -1,0 +1,144 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// In-process TCP backends for tests, bound to 127.0.0.1 on a free port.
+enum TestBackend {
+    enum Behaviour: Sendable {
+        /// Echoes what it reads.
+        case echo
+        /// Writes "NAME\n" on connect, then echoes.
+        case name(String)
+        /// Collects input; when the client half-closes, answers
+        /// "got:INPUT" and closes.
+        case answerOnEOF
+        /// Writes `total` bytes as fast as the peer takes them, counting
+        /// what was written into `written`.
+        case flood(total: Int, written: NIOLockedValueBox<Int>)
+    }
+
+    static func start(_ behaviour: Behaviour, group: any EventLoopGroup, port: Int = 0) async throws -> any Channel {
+        try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    switch behaviour {
+                    case .echo: try channel.pipeline.syncOperations.addHandler(EchoHandler(greeting: nil))
+                    case .name(let name): try channel.pipeline.syncOperations.addHandler(EchoHandler(greeting: name + "\n"))
+                    case .answerOnEOF: try channel.pipeline.syncOperations.addHandler(AnswerOnEOFHandler())
+                    case .flood(let total, let written):
+                        try channel.pipeline.syncOperations.addHandler(FloodHandler(total: total, written: written))
+                    }
+                }
+            }
+            .bind(host: "127.0.0.1", port: port).get()
+    }
+
+    /// A port on 127.0.0.1 where nothing listens (bound, then closed).
+    static func refusingPort(group: any EventLoopGroup) async throws -> Int {
+        let channel = try await start(.echo, group: group)
+        let port = channel.localAddress!.port!
+        try await channel.close()
+        return port
+    }
+}
+
+final class EchoHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    let greeting: String?
+    init(greeting: String?) { self.greeting = greeting }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if let greeting {
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: greeting)), promise: nil)
+        }
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.writeAndFlush(data, promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, case .inputClosed = event { context.close(promise: nil) }
+    }
+}
+
+final class AnswerOnEOFHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    var input = ""
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        input += String(buffer: unwrapInboundIn(data))
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, case .inputClosed = event {
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "got:" + input))).whenComplete { _ in
+                context.close(promise: nil)
+            }
+        }
+    }
+}
+
+final class FloodHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    let total: Int
+    let written: NIOLockedValueBox<Int>
+    var queued = 0
+    static let chunk = ByteBuffer(repeating: UInt8(ascii: "x"), count: 64 * 1024)
+
+    init(total: Int, written: NIOLockedValueBox<Int>) {
+        self.total = total
+        self.written = written
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        pump(context)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        pump(context)
+    }
+
+    func pump(_ context: ChannelHandlerContext) {
+        let written = self.written
+        while context.channel.isWritable && queued < total {
+            let size = min(Self.chunk.readableBytes, total - queued)
+            queued += size
+            context.writeAndFlush(wrapOutboundOut(Self.chunk.getSlice(at: 0, length: size)!)).whenSuccess {
+                written.withLockedValue { $0 += size }
+            }
+        }
+    }
+}
+
+/// UDP backend answering each datagram with "NAME:PAYLOAD".
+enum TestUDPBackend {
+    static func start(name: String, group: any EventLoopGroup) async throws -> any Channel {
+        try await DatagramBootstrap(group: group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(NamedUDPEcho(name: name))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+    }
+}
+
+final class NamedUDPEcho: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    typealias OutboundOut = AddressedEnvelope<ByteBuffer>
+    let name: String
+    init(name: String) { self.name = name }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        let reply = ByteBuffer(string: "\(name):\(String(buffer: envelope.data))")
+        context.writeAndFlush(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: reply)), promise: nil)
+    }
+}

@@ -1,0 +1,101 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// A test client: connects, sends, and collects what comes back.
+final class TCPClient: Sendable {
+    let channel: any Channel
+    let received: NIOLockedValueBox<(bytes: [UInt8], inputClosed: Bool)>
+
+    private init(channel: any Channel, received: NIOLockedValueBox<(bytes: [UInt8], inputClosed: Bool)>) {
+        self.channel = channel
+        self.received = received
+    }
+
+    static func connect(port: Int, group: any EventLoopGroup, autoRead: Bool = true) async throws -> TCPClient {
+        let box = NIOLockedValueBox<(bytes: [UInt8], inputClosed: Bool)>(([], false))
+        let channel = try await ClientBootstrap(group: group)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelOption(.autoRead, value: autoRead)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(Collector(box: box))
+                }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        return TCPClient(channel: channel, received: box)
+    }
+
+    func send(_ text: String) async throws {
+        try await channel.writeAndFlush(ByteBuffer(string: text))
+    }
+
+    func shutdownWrite() async throws {
+        try await channel.close(mode: .output)
+    }
+
+    var text: String { String(decoding: received.withLockedValue { $0.bytes }, as: UTF8.self) }
+
+    var isClosed: Bool { !channel.isActive }
+
+    /// Waits (up to `timeout`) until what was received satisfies `condition`;
+    /// returns it either way.
+    @discardableResult
+    func waitFor(timeout: Duration = .seconds(10), _ condition: (String) -> Bool) async -> String {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if condition(text) { return text }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return text
+    }
+
+    /// Waits until the peer has closed the connection (or `timeout`).
+    func waitForClose(timeout: Duration = .seconds(10)) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if isClosed || received.withLockedValue({ $0.inputClosed }) { return true }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return false
+    }
+
+    func close() async {
+        try? await channel.close()
+    }
+}
+
+final class Collector: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    let box: NIOLockedValueBox<(bytes: [UInt8], inputClosed: Bool)>
+    init(box: NIOLockedValueBox<(bytes: [UInt8], inputClosed: Bool)>) { self.box = box }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        box.withLockedValue { $0.bytes += buffer.readableBytesView }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, case .inputClosed = event {
+            box.withLockedValue { $0.inputClosed = true }
+        }
+    }
+}
+
+/// Connects, reads the backend's name line, closes.
+func nameThroughProxy(port: Int, group: any EventLoopGroup) async throws -> String {
+    let client = try await TCPClient.connect(port: port, group: group)
+    let text = await client.waitFor { $0.contains("\n") }
+    await client.close()
+    return String(text.prefix { $0 != "\n" })
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+func eventually(timeout: Duration = .seconds(10), _ condition: () -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return condition()
+}
