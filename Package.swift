@@ -48,10 +48,19 @@ let package = Package(
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
+        // Backends, clients and helpers shared by the loopback and end-to-end tests.
+        .target(
+            name: "ShuttleTestSupport",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Tests/ShuttleTestSupport"
+        ),
         .testTarget(
             name: "ShuttleRuntimeTests",
             dependencies: [
-                "ShuttleModel", "ShuttleRuntime",
+                "ShuttleModel", "ShuttleRuntime", "ShuttleTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -64,7 +73,14 @@ let package = Package(
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
-        .testTarget(name: "ShuttleTests", dependencies: ["shuttle"]),
+        .testTarget(
+            name: "ShuttleTests",
+            dependencies: [
+                "shuttle", "ShuttleModel", "ShuttleTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ShuttleModel
+import ShuttleTestSupport
 import Testing
 
 @testable import ShuttleRuntime

@@ -2,6 +2,7 @@ import NIOCore
 import NIOPosix
 import ShuttleModel
 import ShuttleRuntime
+import ShuttleTestSupport
 import Testing
 
 @Suite("Live changes leave unrelated traffic alone")

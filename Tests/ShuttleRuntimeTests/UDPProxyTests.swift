@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import ShuttleModel
 import ShuttleRuntime
+import ShuttleTestSupport
 import Testing
 
 /// A UDP client that collects the replies it gets.

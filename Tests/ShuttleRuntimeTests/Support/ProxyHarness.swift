@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import ShuttleModel
 import ShuttleRuntime
+import ShuttleTestSupport
 import Testing
 
 /// A driver on its own event loops, configured through the model as the

@@ -3,8 +3,8 @@ import NIOCore
 import NIOPosix
 
 /// A test client: connects, sends, and collects what comes back.
-final class TCPClient: Sendable {
-    let channel: any Channel
+public final class TCPClient: Sendable {
+    public let channel: any Channel
     let received: NIOLockedValueBox<(bytes: [UInt8], inputClosed: Bool)>
 
     private init(channel: any Channel, received: NIOLockedValueBox<(bytes: [UInt8], inputClosed: Bool)>) {
@@ -12,7 +12,7 @@ final class TCPClient: Sendable {
         self.received = received
     }
 
-    static func connect(port: Int, group: any EventLoopGroup, autoRead: Bool = true) async throws -> TCPClient {
+    public static func connect(port: Int, group: any EventLoopGroup, autoRead: Bool = true) async throws -> TCPClient {
         let box = NIOLockedValueBox<(bytes: [UInt8], inputClosed: Bool)>(([], false))
         let channel = try await ClientBootstrap(group: group)
             .channelOption(.allowRemoteHalfClosure, value: true)
@@ -26,22 +26,22 @@ final class TCPClient: Sendable {
         return TCPClient(channel: channel, received: box)
     }
 
-    func send(_ text: String) async throws {
+    public func send(_ text: String) async throws {
         try await channel.writeAndFlush(ByteBuffer(string: text))
     }
 
-    func shutdownWrite() async throws {
+    public func shutdownWrite() async throws {
         try await channel.close(mode: .output)
     }
 
-    var text: String { String(decoding: received.withLockedValue { $0.bytes }, as: UTF8.self) }
+    public var text: String { String(decoding: received.withLockedValue { $0.bytes }, as: UTF8.self) }
 
-    var isClosed: Bool { !channel.isActive }
+    public var isClosed: Bool { !channel.isActive }
 
     /// Waits (up to `timeout`) until what was received satisfies `condition`;
     /// returns it either way.
     @discardableResult
-    func waitFor(timeout: Duration = .seconds(10), _ condition: (String) -> Bool) async -> String {
+    public func waitFor(timeout: Duration = .seconds(10), _ condition: (String) -> Bool) async -> String {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if condition(text) { return text }
@@ -51,7 +51,7 @@ final class TCPClient: Sendable {
     }
 
     /// Waits until the peer has closed the connection (or `timeout`).
-    func waitForClose(timeout: Duration = .seconds(10)) async -> Bool {
+    public func waitForClose(timeout: Duration = .seconds(10)) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if isClosed || received.withLockedValue({ $0.inputClosed }) { return true }
@@ -60,7 +60,7 @@ final class TCPClient: Sendable {
         return false
     }
 
-    func close() async {
+    public func close() async {
         try? await channel.close()
     }
 }
@@ -83,7 +83,7 @@ final class Collector: ChannelInboundHandler {
 }
 
 /// Connects, reads the backend's name line, closes.
-func nameThroughProxy(port: Int, group: any EventLoopGroup) async throws -> String {
+public func nameThroughProxy(port: Int, group: any EventLoopGroup) async throws -> String {
     let client = try await TCPClient.connect(port: port, group: group)
     let text = await client.waitFor { $0.contains("\n") }
     await client.close()
@@ -91,7 +91,7 @@ func nameThroughProxy(port: Int, group: any EventLoopGroup) async throws -> Stri
 }
 
 /// Polls `condition` until it holds or `timeout` passes.
-func eventually(timeout: Duration = .seconds(10), _ condition: () -> Bool) async -> Bool {
+public func eventually(timeout: Duration = .seconds(10), _ condition: () -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if condition() { return true }

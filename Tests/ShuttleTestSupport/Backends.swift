@@ -3,8 +3,8 @@ import NIOCore
 import NIOPosix
 
 /// In-process TCP backends for tests, bound to 127.0.0.1 on a free port.
-enum TestBackend {
-    enum Behaviour: Sendable {
+public enum TestBackend {
+    public enum Behaviour: Sendable {
         /// Echoes what it reads.
         case echo
         /// Writes "NAME\n" on connect, then echoes.
@@ -17,7 +17,7 @@ enum TestBackend {
         case flood(total: Int, written: NIOLockedValueBox<Int>)
     }
 
-    static func start(_ behaviour: Behaviour, group: any EventLoopGroup, port: Int = 0) async throws -> any Channel {
+    public static func start(_ behaviour: Behaviour, group: any EventLoopGroup, port: Int = 0) async throws -> any Channel {
         try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
@@ -36,7 +36,7 @@ enum TestBackend {
     }
 
     /// A port on 127.0.0.1 where nothing listens (bound, then closed).
-    static func refusingPort(group: any EventLoopGroup) async throws -> Int {
+    public static func refusingPort(group: any EventLoopGroup) async throws -> Int {
         let channel = try await start(.echo, group: group)
         let port = channel.localAddress!.port!
         try await channel.close()
@@ -118,8 +118,8 @@ final class FloodHandler: ChannelInboundHandler {
 }
 
 /// UDP backend answering each datagram with "NAME:PAYLOAD".
-enum TestUDPBackend {
-    static func start(name: String, group: any EventLoopGroup) async throws -> any Channel {
+public enum TestUDPBackend {
+    public static func start(name: String, group: any EventLoopGroup) async throws -> any Channel {
         try await DatagramBootstrap(group: group)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

@@ -22,9 +22,10 @@ import Foundation
 /// requests or stream an endless body) and parses the answers. Every socket
 /// call has a timeout, so a server that does not answer fails the test
 /// instead of hanging it.
-final class RawHTTPClient {
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
+public final class RawHTTPClient {
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+        public init(description: String) { self.description = description }
     }
 
     private var fd: Int32
@@ -32,7 +33,7 @@ final class RawHTTPClient {
     private var sawEOF = false
 
     /// Connects to `127.0.0.1:port`.
-    convenience init(port: Int, timeout: TimeInterval = 10) throws {
+    public convenience init(port: Int, timeout: TimeInterval = 10) throws {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -47,7 +48,7 @@ final class RawHTTPClient {
     }
 
     /// Connects to a unix domain socket.
-    convenience init(unixPath: String, timeout: TimeInterval = 10) throws {
+    public convenience init(unixPath: String, timeout: TimeInterval = 10) throws {
         var address = try Self.unixAddress(unixPath)
         try self.init(family: AF_UNIX, timeout: timeout) { fd in
             withUnsafePointer(to: &address) {
@@ -73,7 +74,7 @@ final class RawHTTPClient {
 
     /// Leaves a socket file at `path` that nobody listens on, as a daemon
     /// that crashed does.
-    static func leaveStaleSocket(at path: String) throws {
+    public static func leaveStaleSocket(at path: String) throws {
         var address = try unixAddress(path)
         #if canImport(Darwin)
             let fd = socket(AF_UNIX, SOCK_STREAM, 0)
@@ -110,7 +111,7 @@ final class RawHTTPClient {
 
     deinit { close() }
 
-    func close() {
+    public func close() {
         if fd >= 0 {
             _ = systemClose(fd)
             fd = -1
@@ -119,9 +120,9 @@ final class RawHTTPClient {
 
     // MARK: Sending
 
-    func send(_ text: String) throws { try send(Array(text.utf8)) }
+    public func send(_ text: String) throws { try send(Array(text.utf8)) }
 
-    func send(_ bytes: [UInt8]) throws {
+    public func send(_ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { raw in
@@ -133,14 +134,14 @@ final class RawHTTPClient {
     }
 
     /// Sends a request with a `Content-Length` body and reads its answer.
-    func request(
+    public func request(
         _ method: String, _ target: String, body: String? = nil, headers: [(String, String)] = []
     ) throws -> RawHTTPResponse {
         try send(Self.requestText(method, target, body: body, headers: headers))
         return try readResponse()
     }
 
-    static func requestText(
+    public static func requestText(
         _ method: String, _ target: String, body: String? = nil, headers: [(String, String)] = []
     ) -> String {
         var text = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -155,7 +156,7 @@ final class RawHTTPClient {
 
     /// Reads one final answer (skipping `100 Continue`); its body is
     /// `Content-Length` bytes long, or none for an answer to HEAD.
-    func readResponse(toHEAD: Bool = false) throws -> RawHTTPResponse {
+    public func readResponse(toHEAD: Bool = false) throws -> RawHTTPResponse {
         while true {
             let end = try readUntilHeaderEnd()
             let headText = String(decoding: received[..<end], as: UTF8.self)
@@ -186,7 +187,7 @@ final class RawHTTPClient {
 
     /// Whether the server closed the connection: reads until EOF, a reset or
     /// the timeout (false), dropping what arrives.
-    func isClosedByServer() -> Bool {
+    public func isClosedByServer() -> Bool {
         received.removeAll()
         while true {
             do {
@@ -228,27 +229,27 @@ final class RawHTTPClient {
 }
 
 /// An answer as the test client read it.
-struct RawHTTPResponse {
-    var status: Int
-    var headers: [(String, String)]
-    var body: [UInt8]
+public struct RawHTTPResponse {
+    public var status: Int
+    public var headers: [(String, String)]
+    public var body: [UInt8]
 
     /// The first value of a header, by case-insensitive name.
-    func header(_ name: String) -> String? { values(name).first }
+    public func header(_ name: String) -> String? { values(name).first }
 
     /// Every value of a header, by case-insensitive name.
-    func values(_ name: String) -> [String] {
+    public func values(_ name: String) -> [String] {
         headers.filter { $0.0.lowercased() == name.lowercased() }.map(\.1)
     }
 
-    var text: String { String(decoding: body, as: UTF8.self) }
+    public var text: String { String(decoding: body, as: UTF8.self) }
 
     /// The body as a JSON value (objects are `[String: Any]`, arrays `[Any]`).
-    func json() throws -> Any {
+    public func json() throws -> Any {
         try JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed])
     }
 
-    func object() throws -> [String: Any] {
+    public func object() throws -> [String: Any] {
         guard let object = try json() as? [String: Any] else {
             throw RawHTTPClient.Failure(description: "not a JSON object: \(text)")
         }
@@ -256,7 +257,7 @@ struct RawHTTPResponse {
     }
 
     /// `problems` of an error body as `path: reason` strings.
-    func problems() throws -> [String] {
+    public func problems() throws -> [String] {
         let list = try object()["problems"] as? [[String: Any]] ?? []
         return list.map { "\($0["path"] as? String ?? "?"): \($0["reason"] as? String ?? "?")" }
     }

@@ -1,0 +1,87 @@
+import Foundation
+import NIOConcurrencyHelpers
+import ShuttleTestSupport
+import Testing
+
+/// The built `shuttle` binary run as a child process, as a user runs it.
+final class DaemonProcess: Sendable {
+    let process: Process
+    let stderr: NIOLockedValueBox<String>
+
+    /// The binary next to the test bundle (both are build products).
+    static var binary: URL {
+        let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        return products.appendingPathComponent("shuttle")
+    }
+
+    init(_ arguments: [String]) throws {
+        process = Process()
+        process.executableURL = Self.binary
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardError = pipe
+        process.standardOutput = FileHandle.nullDevice
+        let box = NIOLockedValueBox("")
+        stderr = box
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            if !data.isEmpty { box.withLockedValue { $0 += String(decoding: data, as: UTF8.self) } }
+        }
+        try process.run()
+    }
+
+    /// Runs the binary to completion; returns its exit status and standard error.
+    static func run(_ arguments: [String]) throws -> (status: Int32, stderr: String) {
+        let daemon = try DaemonProcess(arguments)
+        daemon.process.waitUntilExit()
+        Thread.sleep(forTimeInterval: 0.1)  // the last of standard error
+        return (daemon.process.terminationStatus, daemon.stderr.withLockedValue { $0 })
+    }
+
+    /// The admin API's port, read from the "admin API listening" log line.
+    func adminPort(timeout: Duration = .seconds(30)) async throws -> Int {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let log = stderr.withLockedValue { $0 }
+            if let line = log.split(separator: "\n").first(where: { $0.contains("admin API listening") }),
+                let range = line.range(of: #"address=[^ ]*:(\d+)"#, options: .regularExpression),
+                let port = Int(line[range].split(separator: ":").last ?? "")
+            {
+                return port
+            }
+            guard process.isRunning else { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw RawHTTPClient.Failure(description: "no admin port; standard error:\n" + stderr.withLockedValue { $0 })
+    }
+
+    func terminate() { process.terminate() }  // SIGTERM
+
+    /// Waits for the process to exit; nil if it is still running at the deadline.
+    func waitForExit(timeout: Duration = .seconds(30)) async -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if !process.isRunning { return process.terminationStatus }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return nil
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}
+
+/// A scratch directory for one test.
+func temporaryDirectory() throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("shuttle-e2e-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+/// One admin call over a fresh connection.
+func admin(_ port: Int, _ method: String, _ path: String, body: String? = nil) throws -> RawHTTPResponse {
+    let client = try RawHTTPClient(port: port)
+    defer { client.close() }
+    return try client.request(method, path, body: body, headers: [("Connection", "close")])
+}
