@@ -9,7 +9,9 @@ public struct LeastConnections: Sendable, Equatable {
 
     public mutating func choose<B: BalancedBackend>(_ backends: [B], into order: inout [Int]) {
         peek(backends, into: &order)
-        if !backends.isEmpty { tieBreaker = (tieBreaker + 1) % backends.count }
+        // The next tie starts after the one chosen, so tied backends take
+        // turns whatever lies between them.
+        if let first = order.first { tieBreaker = (first + 1) % backends.count }
     }
 
     public func peek<B: BalancedBackend>(_ backends: [B], into order: inout [Int]) {

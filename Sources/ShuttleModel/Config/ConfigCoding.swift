@@ -119,7 +119,7 @@ extension ConfigProblem {
     }
 }
 
-private func describe(_ type: Any.Type) -> String {
+func describe(_ type: Any.Type) -> String {
     switch type {
     case is Int.Type: return "an integer"
     case is String.Type: return "a string"
@@ -170,11 +170,22 @@ struct LenientObject {
         guard let container else { return nil }
         do {
             return try container.decodeIfPresent(T.self, forKey: AnyKey(key))
-        } catch let error as DecodingError {
+        } catch {
             guard let report else { throw error }
-            report.problems.append(ConfigProblem(error))
+            report.problems.append(problem(error, at: JSONPath(renderPath(path)).key(key), expected: T.self))
             return nil
         }
+    }
+
+    /// A decoding error as a problem at the field's path. Foundation on Linux
+    /// reports a number that does not fit (1.5 or 1e30 for an integer) as a
+    /// bare error with no path; it belongs to the field all the same.
+    func problem(_ error: any Error, at field: JSONPath, expected: Any.Type) -> ConfigProblem {
+        if let error = error as? DecodingError {
+            let problem = ConfigProblem(error)
+            if !problem.path.isEmpty { return problem }
+        }
+        return field.problem("expected \(describe(expected))")
     }
 
     /// An array decoded element by element, so one bad element is reported
@@ -185,12 +196,14 @@ struct LenientObject {
         do {
             var list = try container.nestedUnkeyedContainer(forKey: AnyKey(key))
             while !list.isAtEnd {
+                let index = list.currentIndex
                 do {
                     elements.append(try list.decode(T.self))
-                } catch let error as DecodingError {
+                } catch {
                     guard let report else { throw error }
-                    report.problems.append(ConfigProblem(error))
-                    _ = try? list.decode(SkipValue.self)
+                    let at = JSONPath(renderPath(path)).key(key).index(index)
+                    report.problems.append(problem(error, at: at, expected: T.self))
+                    if list.currentIndex == index { _ = try? list.decode(SkipValue.self) }
                 }
             }
         } catch let error as DecodingError {

@@ -10,7 +10,7 @@ public enum Validation {
     /// Every problem of a complete config, as read from a file.
     public static func validate(_ config: Config) -> [ConfigProblem] {
         let update = ConfigUpdate(config)
-        return check(update) + checkMerged(config.canonical, touched: touchedPaths(update))
+        return check(update) + checkMerged(config.canonical, touched: touchedPaths(update), bodies: bodies(update))
     }
 
     /// Problems of a whole-config update's own fields.
@@ -39,6 +39,13 @@ public enum Validation {
             paths[s.service.name] = JSONPath("services").index(i)
         }
         return paths
+    }
+
+    /// The services of `update` by name, as given.
+    public static func bodies(_ update: ConfigUpdate) -> [String: ServiceConfig] {
+        var bodies: [String: ServiceConfig] = [:]
+        for s in update.services where bodies[s.service.name] == nil { bodies[s.service.name] = s.service }
+        return bodies
     }
 
     static func checkGlobal(_ global: Config) -> [ConfigProblem] {
@@ -136,38 +143,63 @@ public enum Validation {
     }
 
     /// Problems that only the merged configuration shows, reported for the
-    /// services an update touched (the others were valid already).
-    public static func checkMerged(_ config: Config, touched: [String: JSONPath]) -> [ConfigProblem] {
+    /// services an update touched (the others were valid already). `bodies`
+    /// are the services as the update gave them, so that a backend is named
+    /// at its index in the body rather than in the sorted result.
+    public static func checkMerged(
+        _ config: Config, touched: [String: JSONPath], bodies: [String: ServiceConfig] = [:]
+    ) -> [ConfigProblem] {
         var problems: [ConfigProblem] = []
-        var listeners: [ListenKey: String] = [:]
+        var listeners: [ListenKey: [String]] = [:]
         for service in config.services {
-            if let key = ListenKey(service), key.claimsAddress { listeners[key] = service.name }
+            if let key = ListenKey(service), key.claimsAddress { listeners[key, default: []].append(service.name) }
         }
         for service in config.services {
             guard let path = touched[service.name] else { continue }
             if service.address.isEmpty {
                 problems.append(path.key("address").problem("is required"))
-            } else if let key = ListenKey(service), key.claimsAddress, let other = listeners[key],
-                other != service.name
+            } else if let key = ListenKey(service), key.claimsAddress,
+                let other = listeners[key]?.first(where: { other in
+                    // Two services of one body collide once, reported at the later.
+                    guard other != service.name else { return false }
+                    guard let otherPath = touched[other] else { return true }
+                    return position(otherPath) < position(path)
+                })
             {
                 problems.append(
                     path.key("address").problem(
                         "\(service.address) (\(key.transport)) is already the address of service \"\(other)\""))
             }
             guard let network = Network(rawValue: service.network.isEmpty ? "tcp" : service.network) else { continue }
-            // Backends are reported at their index in the merged service,
-            // which is the body's order when the body gave the backends.
-            for (i, backend) in service.backends.enumerated() {
-                guard let own = Network(rawValue: backend.network.isEmpty ? "tcp" : backend.network) else { continue }
-                if own.isDatagram != network.isDatagram {
+            let bodyIndex = bodies[service.name].map { body in
+                Dictionary(body.backends.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
+            }
+            for backend in service.backends {
+                guard let own = Network(rawValue: backend.network.isEmpty ? "tcp" : backend.network),
+                    own.isDatagram != network.isDatagram
+                else { continue }
+                if let i = bodyIndex?[backend.name] {
                     problems.append(
                         path.key("backends").index(i).key("network").problem(
                             "\(own.rawValue) backend \"\(backend.name)\" cannot serve \(network.rawValue) service \"\(service.name)\""
+                        ))
+                } else {
+                    // A backend the update kept: the service's network changed under it.
+                    problems.append(
+                        path.key("network").problem(
+                            "\(network.rawValue) service \"\(service.name)\" cannot keep \(own.rawValue) backend \"\(backend.name)\""
                         ))
                 }
             }
         }
         return problems
+    }
+
+    /// The index `i` of a path `services[i]...`, for ordering.
+    static func position(_ path: JSONPath) -> Int {
+        let text = path.description
+        guard let open = text.firstIndex(of: "["), let close = text.firstIndex(of: "]"), open < close else { return 0 }
+        return Int(text[text.index(after: open)..<close]) ?? 0
     }
 
     /// Why `name` cannot be a service or backend name, if it cannot: it is

@@ -64,7 +64,8 @@ extension Registry {
             let candidate = config.merging(update)
             let problems =
                 Validation.check(update)
-                + Validation.checkMerged(candidate, touched: Validation.touchedPaths(update))
+                + Validation.checkMerged(
+                    candidate, touched: Validation.touchedPaths(update), bodies: Validation.bodies(update))
             return problems.isEmpty ? .success(candidate) : .failure(.rejected(problems))
 
         case .upsertService(let name, var update):
@@ -79,7 +80,8 @@ extension Registry {
             problems += Validation.check(update.service, at: JSONPath())
             guard problems.isEmpty else { return .failure(.rejected(problems)) }
             let candidate = config.upserting(update)
-            problems += Validation.checkMerged(candidate, touched: [name: JSONPath()])
+            let body = update.present.contains(.backends) ? [name: update.service] : [:]
+            problems += Validation.checkMerged(candidate, touched: [name: JSONPath()], bodies: body)
             return problems.isEmpty ? .success(candidate) : .failure(.rejected(problems))
 
         case .removeService(let name):
@@ -176,9 +178,13 @@ extension Registry {
 
         for serviceConfig in candidate.services {
             let settings = ServiceSettings(service: serviceConfig, global: candidate)
-            var state =
-                services[serviceConfig.name]
-                ?? ServiceState(config: serviceConfig, settings: settings, listener: nil)
+            var state: ServiceState
+            if let existing = services[serviceConfig.name] {
+                state = existing
+            } else {
+                state = ServiceState(generation: nextGeneration, config: serviceConfig, settings: settings, listener: nil)
+                nextGeneration += 1
+            }
             state.config = serviceConfig
             state.settings = settings
 

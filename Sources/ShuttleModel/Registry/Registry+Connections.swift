@@ -14,14 +14,15 @@ extension Registry {
         }
         let backend = state.backends[first]
         services[name] = state
-        connections[connection] = ConnectionState(service: name, key: key, backend: backend.id, tried: [backend.id])
+        connections[connection] = ConnectionState(
+            service: name, generation: state.generation, key: key, backend: backend.id, tried: [backend.id])
         return [.connectBackend(connection, state.target(backend))]
     }
 
     mutating func backendConnectFailed(_ connection: ConnectionID, reason: String) -> [Action] {
         guard var placing = connections[connection], !placing.established else { return [] }
-        updateCounters(placing.service, placing.backend) { $0.errors += 1 }
-        if let state = services[placing.service] {
+        updateCounters(placing) { $0.errors += 1 }
+        if let state = services[placing.service], state.generation == placing.generation {
             state.balancer.peek(state.settings.balance, state.backends, key: placing.key, random: &random, into: &order)
             for index in order where !placing.tried.contains(state.backends[index].id) {
                 let backend = state.backends[index]
@@ -39,7 +40,7 @@ extension Registry {
         guard var placing = connections[connection], !placing.established else { return }
         placing.established = true
         connections[connection] = placing
-        updateCounters(placing.service, placing.backend) {
+        updateCounters(placing) {
             $0.connections += 1
             $0.active += 1
         }
@@ -47,7 +48,7 @@ extension Registry {
 
     mutating func bytesTransferred(_ connection: ConnectionID, sent: Int, received: Int) {
         guard let placing = connections[connection], placing.established else { return }
-        updateCounters(placing.service, placing.backend) {
+        updateCounters(placing) {
             $0.sent += sent
             $0.received += received
         }
@@ -55,17 +56,23 @@ extension Registry {
 
     mutating func connectionClosed(_ connection: ConnectionID) {
         guard let placing = connections.removeValue(forKey: connection), placing.established else { return }
-        updateCounters(placing.service, placing.backend) { $0.active -= 1 }
+        updateCounters(placing) { $0.active -= 1 }
     }
 
-    /// Counts on the backend if it is still in its service, else on the
-    /// service's own counters (it was removed or replaced).
-    mutating func updateCounters(_ service: String, _ backend: BackendID, _ update: (inout Counters) -> Void) {
-        guard let index = services[service].map({ $0.index(of: backend) }) else { return }
+    /// Counts on the connection's backend if it is still in its service,
+    /// else on the service's own counters (it was removed or replaced);
+    /// nowhere if the service itself is gone.
+    mutating func updateCounters(_ connection: ConnectionState, _ update: (inout Counters) -> Void) {
+        // Look up without keeping a copy of the service alive, so that the
+        // update below changes the counters in place.
+        let location: Int?? = services[connection.service].flatMap { state in
+            state.generation == connection.generation ? .some(state.index(of: connection.backend)) : nil
+        }
+        guard let index = location else { return }
         if let i = index {
-            update(&services[service]!.backends[i].counters)
+            update(&services[connection.service]!.backends[i].counters)
         } else {
-            update(&services[service]!.own)
+            update(&services[connection.service]!.own)
         }
     }
 }

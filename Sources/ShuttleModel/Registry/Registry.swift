@@ -20,6 +20,7 @@ public struct Registry: Sendable {
     var queued: [(RequestID, AdminCommand)] = []
     var nextBackendID: UInt64 = 1
     var nextListenerID: UInt64 = 1
+    var nextGeneration: UInt64 = 1
     /// Reused by every choice, so that choosing allocates nothing.
     var order: [Int] = []
 

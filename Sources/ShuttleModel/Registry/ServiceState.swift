@@ -46,6 +46,9 @@ struct BackendState: BalancedBackend, Sendable, Equatable {
 
 /// A service in the registry.
 struct ServiceState: Sendable {
+    /// Tells apart a service from a later one of the same name, so that the
+    /// connections of a removed service never count on its successor.
+    let generation: UInt64
     var config: ServiceConfig
     var settings: ServiceSettings
     var listener: Listener?
@@ -78,6 +81,7 @@ struct ServiceState: Sendable {
 /// A client connection the model is placing or has placed.
 struct ConnectionState: Sendable {
     var service: String
+    var generation: UInt64
     var key: BalanceKey
     var backend: BackendID
     /// Backends tried so far, the current one included.
