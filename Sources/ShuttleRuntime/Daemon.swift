@@ -1,13 +1,22 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import UnixSignals
 import ShuttleModel
 
 /// What the daemon is started with: the original's flags and ours.
 public struct DaemonOptions: Sendable {
     public var admin = "127.0.0.1:9090"
+    /// The HTTP and HTTPS virtual-host listeners.
+    public var http: String?
+    public var https: String?
+    /// Directory of NAME.pem + NAME.key pairs for HTTPS.
+    public var certs = "./"
+    /// `-https-redirect`: every virtual host redirects plain HTTP to https.
+    public var httpsRedirect = false
     public var config: String?
     public var state: String?
     /// How long open connections may run after SIGTERM/SIGINT.
@@ -26,6 +35,8 @@ public enum StartError: Error, CustomStringConvertible {
     /// A listener of the initial config could not be bound.
     case cannotListen(service: String, address: String, reason: String)
     case cannotListenAdmin(address: String, reason: String)
+    case cannotListenHTTP(flag: String, address: String, reason: String)
+    case noCertificates(String)
 
     public var description: String {
         switch self {
@@ -35,6 +46,10 @@ public enum StartError: Error, CustomStringConvertible {
             return "service \(service) cannot listen on \(address): \(reason)"
         case .cannotListenAdmin(let address, let reason):
             return "the admin API cannot listen on \(address): \(reason)"
+        case .cannotListenHTTP(let flag, let address, let reason):
+            return "\(flag) cannot listen on \(address): \(reason)"
+        case .noCertificates(let reason):
+            return "-https needs certificates: \(reason)"
         }
     }
 
@@ -84,6 +99,10 @@ public final class Daemon: Service, Sendable {
     public let group: MultiThreadedEventLoopGroup
     let controlGroup: MultiThreadedEventLoopGroup
     public let driver: Driver
+    public let frontend: HTTPFrontend
+    let certificates: CertificateStore?
+    let accessLog = AccessLog()
+    let virtualHostListeners = NIOLockedValueBox<[any Channel]>([])
     let initialConfig: Config
 
     public init(options: DaemonOptions, logger: Logger) throws {
@@ -94,9 +113,37 @@ public final class Daemon: Service, Sendable {
         // The control plane has its own thread so that the admin API answers
         // promptly while the data plane is saturated.
         controlGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        var httpsPort: Int?
+        if let https = options.https, case .success(let address) = HostPort.parse(https, listening: true) {
+            httpsPort = address.port
+        }
         driver = Driver(
             group: group, control: controlGroup.next(), logger: logger,
-            stateFile: options.state.map(StateFile.init(path:)), seed: options.seed)
+            stateFile: options.state.map(StateFile.init(path:)), seed: options.seed,
+            settings: ProxySettings(httpsRedirect: options.httpsRedirect, httpsPort: httpsPort))
+        frontend = HTTPFrontend(driver: driver, accessLog: accessLog)
+        if options.https != nil {
+            let store = CertificateStore(directory: options.certs, logger: logger)
+            do {
+                try store.reload()
+            } catch {
+                throw StartError.noCertificates("\(error)")
+            }
+            certificates = store
+            driver.certificateReloader.withLockedValue { $0 = { try store.reload() } }
+        } else {
+            certificates = nil
+        }
+    }
+
+    /// SIGHUP: the certificates are loaded anew (open connections keep theirs).
+    public func reloadCertificates() {
+        guard let certificates else { return }
+        do {
+            try certificates.reload()
+        } catch {
+            logger.error("certificates not reloaded, the previous ones are still served", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Binds everything; throws `StartError` when the daemon cannot serve.
@@ -112,6 +159,24 @@ public final class Daemon: Service, Sendable {
         case .notFound(let message):
             throw StartError.invalidConfig(file: options.config ?? "config", problems: [ConfigProblem(path: "", reason: message)])
         }
+        var listeners: [any Channel] = []
+        if let http = options.http {
+            do {
+                listeners.append(try await frontend.bindHTTP(http).get())
+            } catch {
+                throw StartError.cannotListenHTTP(flag: "-http", address: http, reason: Driver.describe(error))
+            }
+            logger.info("HTTP virtual hosts listening", metadata: ["address": "\(listeners.last!.localAddress.map(Driver.describe) ?? http)"])
+        }
+        if let https = options.https, let certificates {
+            do {
+                listeners.append(try await frontend.bindHTTPS(https, certificates: certificates).get())
+            } catch {
+                throw StartError.cannotListenHTTP(flag: "-https", address: https, reason: Driver.describe(error))
+            }
+            logger.info("HTTPS virtual hosts listening", metadata: ["address": "\(listeners.last!.localAddress.map(Driver.describe) ?? https)"])
+        }
+        virtualHostListeners.withLockedValue { $0 = listeners }
         let admin: any Channel
         do {
             admin = try await AdminServer.bind(options.admin, driver: driver).get()
@@ -124,14 +189,25 @@ public final class Daemon: Service, Sendable {
 
     public func run() async throws {
         let admin = try await start()
+        let hangups = Task {
+            for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                self.logger.notice("SIGHUP: reloading certificates")
+                self.reloadCertificates()
+            }
+        }
+        defer { hangups.cancel() }
         try? await gracefulShutdown()
         logger.notice("shutting down: no new connections, draining open ones")
         try? await driver.closeListeners().get()
+        for listener in virtualHostListeners.withLockedValue({ $0 }) { try? await listener.close().get() }
         driver.stopHealthChecks()
         await drain()
         try? await admin.close().get()
         if options.admin.hasPrefix("/") { unlink(options.admin) }
         driver.stateFile?.flush()
+        frontend.closeIdleBackends()
+        frontend.errorPages.stop()
+        accessLog.flush()
         try? await group.shutdownGracefully()
         try? await controlGroup.shutdownGracefully()
         logger.notice("stopped")

@@ -34,15 +34,20 @@ public final class Driver: Sendable {
         var draining = false
     }
 
+    /// Reloads the HTTPS certificates, when there is an HTTPS listener.
+    public let certificateReloader = NIOLockedValueBox<(@Sendable () throws -> CertificateStore.Report)?>(nil)
+    /// Called with the running config after every change (error pages follow it).
+    let configObservers = NIOLockedValueBox<[@Sendable (Config) -> Void]>([])
+
     public init(
         group: any EventLoopGroup, control: any EventLoop, logger: Logger, stateFile: StateFile?, seed: UInt64 = 0,
-        recorder: (@Sendable (Event, [Action]) -> Void)? = nil
+        settings: ProxySettings = ProxySettings(), recorder: (@Sendable (Event, [Action]) -> Void)? = nil
     ) {
         self.group = group
         self.control = control
         self.logger = logger
         self.stateFile = stateFile
-        self.registry = NIOLockedValueBox(Registry(seed: seed))
+        self.registry = NIOLockedValueBox(Registry(seed: seed, settings: settings))
         self.recorder = recorder
     }
 
@@ -52,6 +57,11 @@ public final class Driver: Sendable {
     /// A fresh connection id.
     func makeConnectionID() -> ConnectionID {
         ConnectionID(connectionCounter.wrappingAdd(1, ordering: .relaxed).newValue)
+    }
+
+    /// Calls `observer` with the running config after every change.
+    public func observeConfig(_ observer: @escaping @Sendable (Config) -> Void) {
+        configObservers.withLockedValue { $0.append(observer) }
     }
 
     /// Feeds one event to the model and returns its actions, unperformed.
@@ -111,13 +121,14 @@ public final class Driver: Sendable {
             resources.withLockedValue { $0.checks.removeValue(forKey: id) }?.stop()
         case .persist(let config):
             stateFile?.write(config, logger: logger)
+            for observer in configObservers.withLockedValue({ $0 }) { observer(config) }
         case .reply(let id, let reply):
             resources.withLockedValue { $0.replies.removeValue(forKey: id) }?.succeed(reply)
         case .backendHealthChanged(_, let service, let backend, let isUp):
             logger.notice(
                 "backend \(isUp ? "up" : "down")",
                 metadata: ["service": "\(service)", "backend": "\(backend)"])
-        case .connectBackend(let id, _), .closeClient(let id, _):
+        case .connectBackend(let id, _), .closeClient(let id, _), .answerRequest(let id, _):
             // Only the connection itself can carry these out.
             logger.error("connection action reached the driver", metadata: ["connection": "\(id)"])
         }

@@ -58,12 +58,12 @@ struct Shuttle: AsyncParsableCommand {
         guard let drain = GoDuration.parse(drainTimeout) else {
             throw ValidationError("-drain-timeout \"\(drainTimeout)\" is not a duration such as 10s or 500ms")
         }
-        if http != nil || https != nil {
-            // The virtual-host listeners are not built yet: say so rather than ignore the flag.
-            throw ValidationError("-http and -https are not available in this build yet")
-        }
         var options = DaemonOptions()
         options.admin = admin
+        options.http = http
+        options.https = https
+        options.certs = certs
+        options.httpsRedirect = httpsRedirect
         options.config = config
         options.state = state
         options.drainTimeout = drain

@@ -21,6 +21,8 @@ public enum Action: Equatable, Sendable {
     case connectBackend(ConnectionID, BackendTarget)
     /// Close a client: no backend could take it.
     case closeClient(ConnectionID, CloseReason)
+    /// Answer an HTTP request without a backend.
+    case answerRequest(ConnectionID, HTTPAnswer)
     /// A backend's health flipped (for the log and metrics).
     case backendHealthChanged(BackendID, service: String, backend: String, isUp: Bool)
 }

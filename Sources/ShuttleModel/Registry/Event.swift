@@ -24,6 +24,11 @@ public enum Event: Equatable, Sendable {
     /// The connection ended, whichever side closed it and wherever it was
     /// (also a client that left while its backend was being connected).
     case connectionClosed(ConnectionID)
+    /// An HTTP request's head arrived on a virtual-host listener. The model
+    /// routes it (host, redirect, maintenance) and places it on a backend.
+    case requestReceived(ConnectionID, HTTPRequest)
+    /// An HTTP request placed by the model ended.
+    case requestFinished(ConnectionID, RequestOutcome)
     /// The driver's clock now reads this.
     case timeAdvanced(Instant)
 }

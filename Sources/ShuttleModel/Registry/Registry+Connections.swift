@@ -33,6 +33,14 @@ extension Registry {
             }
         }
         connections[connection] = nil
+        if placing.isRequest {
+            updateOwn(placing) {
+                $0.httpActive -= 1
+                $0.httpConnections += 1
+                $0.httpErrors += 1
+            }
+            return [.answerRequest(connection, .allBackendsFailed(service: placing.service, lastError: reason))]
+        }
         return [.closeClient(connection, .allBackendsFailed(service: placing.service, lastError: reason))]
     }
 
@@ -40,9 +48,17 @@ extension Registry {
         guard var placing = connections[connection], !placing.established else { return }
         placing.established = true
         connections[connection] = placing
-        updateCounters(placing) {
-            $0.connections += 1
-            $0.active += 1
+        if placing.isRequest {
+            updateOwn(placing) { $0.httpActive -= 1 }
+            updateCounters(placing) {
+                $0.httpConnections += 1
+                $0.httpActive += 1
+            }
+        } else {
+            updateCounters(placing) {
+                $0.connections += 1
+                $0.active += 1
+            }
         }
     }
 
@@ -54,9 +70,19 @@ extension Registry {
         }
     }
 
+    /// Counts on the service's own counters, if it is still the same service.
+    mutating func updateOwn(_ connection: ConnectionState, _ update: (inout Counters) -> Void) {
+        guard services[connection.service]?.generation == connection.generation else { return }
+        update(&services[connection.service]!.own)
+    }
+
     mutating func connectionClosed(_ connection: ConnectionID) {
-        guard let placing = connections.removeValue(forKey: connection), placing.established else { return }
-        updateCounters(placing) { $0.active -= 1 }
+        guard let placing = connections.removeValue(forKey: connection) else { return }
+        if placing.isRequest {
+            finish(placing, .clientGone)
+        } else if placing.established {
+            updateCounters(placing) { $0.active -= 1 }
+        }
     }
 
     /// Counts on the connection's backend if it is still in its service,

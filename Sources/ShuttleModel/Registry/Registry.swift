@@ -24,7 +24,11 @@ public struct Registry: Sendable {
     /// Reused by every choice, so that choosing allocates nothing.
     var order: [Int] = []
 
-    public init(seed: UInt64 = 0) {
+    /// The command line's settings.
+    public let settings: ProxySettings
+
+    public init(seed: UInt64 = 0, settings: ProxySettings = ProxySettings()) {
+        self.settings = settings
         random = SeededGenerator(seed: seed)
         order.reserveCapacity(16)
     }
@@ -52,6 +56,11 @@ public struct Registry: Sendable {
             return []
         case .connectionClosed(let connection):
             connectionClosed(connection)
+            return []
+        case .requestReceived(let request, let info):
+            return requestReceived(request, info)
+        case .requestFinished(let request, let outcome):
+            requestFinished(request, outcome)
             return []
         case .timeAdvanced(let instant):
             if instant > now { now = instant }

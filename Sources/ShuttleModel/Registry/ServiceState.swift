@@ -86,5 +86,8 @@ struct ConnectionState: Sendable {
     var backend: BackendID
     /// Backends tried so far, the current one included.
     var tried: [BackendID]
+    /// Connected (TCP, UDP) or handed to a backend connection (HTTP).
     var established = false
+    /// An HTTP request rather than a TCP connection or UDP flow.
+    var isRequest = false
 }

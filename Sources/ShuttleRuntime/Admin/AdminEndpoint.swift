@@ -19,6 +19,8 @@ enum AdminEndpoint: Equatable, Sendable {
     case serviceConfig(String)
     /// `/{service}/{backend}`: its stats, create or replace it, remove it.
     case backend(service: String, name: String)
+    /// `/_certs/reload`: load the HTTPS certificates anew (POST).
+    case reloadCertificates
 
     /// The methods this endpoint answers, in the order the `Allow` header lists them.
     var allowedMethods: [HTTPMethod] {
@@ -26,6 +28,7 @@ enum AdminEndpoint: Equatable, Sendable {
         case .root, .config: return [.GET, .HEAD, .PUT, .POST]
         case .stats, .serviceStats, .serviceConfig: return [.GET, .HEAD]
         case .service, .backend: return [.GET, .HEAD, .PUT, .POST, .DELETE]
+        case .reloadCertificates: return [.POST]
         }
     }
 
@@ -66,6 +69,8 @@ enum AdminEndpoint: Equatable, Sendable {
             case let name where name.hasPrefix("_"): return .failure(.notFound(path: shown))
             case let name: return .success(.service(name))
             }
+        case 2 where segments == ["_certs", "reload"]:
+            return .success(.reloadCertificates)
         case 2:
             let service = segments[0]
             guard !service.hasPrefix("_") else { return .failure(.notFound(path: shown)) }

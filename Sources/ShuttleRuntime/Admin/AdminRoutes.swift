@@ -4,6 +4,12 @@ import NIOCore
 import NIOHTTP1
 import ShuttleModel
 
+/// The answer to a certificate reload.
+struct CertificateReloadBody: Encodable {
+    var served: [String]
+    var failed: [String: String]
+}
+
 /// What to do with a request, decided from its method and path alone,
 /// before its body arrives (so that a body nobody wants is not kept).
 enum AdminRoute: Sendable {
@@ -56,7 +62,7 @@ enum AdminRoutes {
                 return submit(.removeService(name: name), warnings: [], driver: driver)
             case .backend(let service, let name):
                 return submit(.removeBackend(service: service, name: name), warnings: [], driver: driver)
-            case .root, .stats, .config, .serviceStats, .serviceConfig:
+            case .root, .stats, .config, .serviceStats, .serviceConfig, .reloadCertificates:
                 break
             }
         default:
@@ -91,6 +97,8 @@ enum AdminRoutes {
             guard serviceExists else { return .notFound(serviceNotFound(service)) }
             guard let stats else { return .notFound("backend \"\(name)\" of service \"\(service)\" not found") }
             return .json(.ok, stats)
+        case .reloadCertificates:
+            return .error(.methodNotAllowed, "POST reloads the certificates")
         }
     }
 
@@ -108,6 +116,21 @@ enum AdminRoutes {
             }
         case .stats, .serviceStats, .serviceConfig:
             return driver.control.makeSucceededFuture(.error(.methodNotAllowed, "this endpoint is read-only"))
+        case .reloadCertificates:
+            return driver.control.makeSucceededFuture(reloadCertificates(driver: driver))
+        }
+    }
+
+    /// POST `/_certs/reload`: the names now served and the pairs that failed.
+    static func reloadCertificates(driver: Driver) -> AdminResponse {
+        guard let reload = driver.certificateReloader.withLockedValue({ $0 }) else {
+            return .notFound("no HTTPS listener: there are no certificates to reload")
+        }
+        do {
+            let report = try reload()
+            return .json(.ok, CertificateReloadBody(served: report.served, failed: report.failed))
+        } catch {
+            return .error(.conflict, "certificates not reloaded, the previous ones are still served: \(error)")
         }
     }
 

@@ -1,0 +1,157 @@
+/// What the model needs to know of an HTTP request to route it.
+public struct HTTPRequest: Equatable, Hashable, Sendable {
+    /// The `Host` header's value, nil when it is missing.
+    public var host: String?
+    /// The request target as received (`/path?query`, or absolute form).
+    public var uri: String
+    /// Whether it arrived over TLS.
+    public var isTLS: Bool
+    /// The `X-Forwarded-Proto` header's value, if any.
+    public var forwardedProto: String?
+    /// For consistent hashing: the client's address.
+    public var key: BalanceKey
+
+    public init(host: String?, uri: String, isTLS: Bool = false, forwardedProto: String? = nil, key: BalanceKey = .none) {
+        self.host = host
+        self.uri = uri
+        self.isTLS = isTLS
+        self.forwardedProto = forwardedProto
+        self.key = key
+    }
+}
+
+/// An answer to an HTTP request that involves no backend.
+public enum HTTPAnswer: Equatable, Hashable, Sendable {
+    /// 400: the `Host` header is missing or malformed.
+    case badRequest(reason: String)
+    /// 404 `Not found`: no virtual host has this name.
+    case unknownHost(String)
+    /// 301 to `location`: the service (or the proxy) redirects to https.
+    case redirect(service: String, location: String)
+    /// 503: the service is in maintenance mode.
+    case maintenance(service: String)
+    /// 503: the service has no backend up.
+    case noBackend(service: String)
+    /// 502: no backend of the service accepted a connection.
+    case allBackendsFailed(service: String, lastError: String)
+
+    /// The status code of the answer.
+    public var status: Int {
+        switch self {
+        case .badRequest: return 400
+        case .unknownHost: return 404
+        case .redirect: return 301
+        case .maintenance, .noBackend: return 503
+        case .allBackendsFailed: return 502
+        }
+    }
+
+    /// The service whose error pages apply, if any.
+    public var service: String? {
+        switch self {
+        case .badRequest, .unknownHost: return nil
+        case .redirect(let s, _), .maintenance(let s), .noBackend(let s), .allBackendsFailed(let s, _): return s
+        }
+    }
+}
+
+/// How an HTTP request placed on a backend ended.
+public enum RequestOutcome: Equatable, Hashable, Sendable {
+    /// The backend's response (status) went to the client.
+    case responded(status: Int)
+    /// The proxy answered with an error after the backend was chosen: the
+    /// backend reset, sent garbage (502) or did not answer in time (504).
+    case failed(status: Int, reason: String)
+    /// The client went away first.
+    case clientGone
+}
+
+/// Settings of the proxy that are not part of the config: the command line's.
+public struct ProxySettings: Equatable, Hashable, Sendable {
+    /// `-https-redirect`: redirect every virtual host's plain HTTP requests.
+    public var httpsRedirect: Bool
+    /// The port of the `-https` listener, for redirect locations (omitted when 443).
+    public var httpsPort: Int?
+
+    public init(httpsRedirect: Bool = false, httpsPort: Int? = nil) {
+        self.httpsRedirect = httpsRedirect
+        self.httpsPort = httpsPort
+    }
+}
+
+extension Registry {
+    /// Routes a request by its host, then redirects it, answers it for
+    /// maintenance, or places it on a backend like a TCP connection.
+    mutating func requestReceived(_ id: ConnectionID, _ request: HTTPRequest) -> [Action] {
+        guard let header = request.host, let host = VirtualHostName.fromHostHeader(header) else {
+            return [.answerRequest(id, .badRequest(reason: "missing or malformed Host header"))]
+        }
+        guard let name = routeVirtualHost(host), let state = services[name] else {
+            return [.answerRequest(id, .unknownHost(host))]
+        }
+        let secure = request.isTLS || request.forwardedProto?.lowercased() == "https"
+        if !secure && (settings.httpsRedirect || state.settings.httpsRedirect) {
+            services[name]!.own.httpConnections += 1
+            let location = Self.redirectLocation(host: header, uri: request.uri, httpsPort: settings.httpsPort)
+            return [.answerRequest(id, .redirect(service: name, location: location))]
+        }
+        if state.config.maintenanceMode {
+            services[name]!.own.httpConnections += 1
+            return [.answerRequest(id, .maintenance(service: name))]
+        }
+        services[name]!.balancer.choose(
+            state.settings.balance, state.backends, key: request.key, random: &random, into: &order)
+        guard let first = order.first else {
+            services[name]!.own.httpConnections += 1
+            services[name]!.own.httpErrors += 1
+            return [.answerRequest(id, .noBackend(service: name))]
+        }
+        let backend = state.backends[first]
+        services[name]!.own.httpActive += 1
+        connections[id] = ConnectionState(
+            service: name, generation: state.generation, key: request.key, backend: backend.id, tried: [backend.id],
+            isRequest: true)
+        return [.connectBackend(id, state.target(backend))]
+    }
+
+    mutating func requestFinished(_ id: ConnectionID, _ outcome: RequestOutcome) {
+        guard let placing = connections.removeValue(forKey: id), placing.isRequest else { return }
+        finish(placing, outcome)
+    }
+
+    mutating func finish(_ request: ConnectionState, _ outcome: RequestOutcome) {
+        let failed: Bool
+        if case .failed = outcome { failed = true } else { failed = false }
+        if request.established {
+            updateCounters(request) {
+                $0.httpActive -= 1
+                if failed { $0.httpErrors += 1 }
+            }
+        } else {
+            updateOwn(request) {
+                $0.httpActive -= 1
+                $0.httpConnections += 1
+                if failed { $0.httpErrors += 1 }
+            }
+        }
+    }
+
+    /// `https://HOST[:PORT]/URI`: the request's host without its port, the
+    /// https listener's port unless it is 443, and the path and query.
+    static func redirectLocation(host: String, uri: String, httpsPort: Int?) -> String {
+        var name = Substring(host)
+        if name.hasPrefix("["), let close = name.firstIndex(of: "]") {
+            name = name[...close]
+        } else if let colon = name.lastIndex(of: ":") {
+            name = name[..<colon]
+        }
+        var path = Substring(uri)
+        if let scheme = path.range(of: "://") {  // absolute form: keep from the path on
+            let rest = path[scheme.upperBound...]
+            path = rest.firstIndex(of: "/").map { rest[$0...] } ?? "/"
+        }
+        if !path.hasPrefix("/") { path = "/" + path }
+        let port = httpsPort.map { $0 == 443 ? "" : ":\($0)" } ?? ""
+        return "https://\(name)\(port)\(path)"
+    }
+}

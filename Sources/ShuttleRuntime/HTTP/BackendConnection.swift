@@ -1,0 +1,191 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ShuttleModel
+
+/// Receives what a backend connection reads, for the exchange using it.
+protocol BackendConnectionDelegate: AnyObject {
+    func backend(_ connection: BackendConnection, received part: HTTPClientResponsePart)
+    /// The connection failed or closed; `error` is nil for a clean close.
+    func backendClosed(_ connection: BackendConnection, error: (any Error)?)
+    func backendWritabilityChanged(_ connection: BackendConnection)
+}
+
+/// One keep-alive HTTP/1.1 connection to a backend, on the event loop of
+/// the clients it serves. Reads only while its delegate can take the data
+/// (the client is writable), so a slow client slows the backend.
+final class BackendConnection: ChannelDuplexHandler, RemovableChannelHandler, @unchecked Sendable {  // confined to its event loop
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    let backend: BackendID
+    let address: String
+    private(set) var channel: (any Channel)?
+    private var context: ChannelHandlerContext?
+    weak var delegate: (any BackendConnectionDelegate)?
+    /// Whether the delegate can take more (its client is writable).
+    var canRead: (() -> Bool)?
+    private var pendingRead = false
+    /// Requests sent on it so far (more than one: it was reused).
+    var requestsSent = 0
+    /// Set when the backend or the response said the connection ends.
+    var closeAfterResponse = false
+    var idleTimer: Scheduled<Void>?
+    private(set) var isClosed = false
+    /// The HTTP codec handlers, removed when the connection is upgraded.
+    var codecHandlers: [any RemovableChannelHandler] = []
+
+    init(backend: BackendID, address: String) {
+        self.backend = backend
+        self.address = address
+    }
+
+    /// Connects to `target` on `loop`.
+    static func connect(to target: BackendTarget, on loop: any EventLoop) -> EventLoopFuture<BackendConnection> {
+        guard case .success(let address) = HostPort.parse(target.address, listening: false) else {
+            return loop.makeFailedFuture(ListenError.badAddress(target.address))
+        }
+        let connection = BackendConnection(backend: target.id, address: target.address)
+        var bootstrap = ClientBootstrap(group: loop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    // 100 Continue and other informational answers are passed on.
+                    let decoder = ByteToMessageHandler(
+                        HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .forward))
+                    let encoder = HTTPRequestEncoder()
+                    connection.codecHandlers = [encoder, decoder]
+                    try channel.pipeline.syncOperations.addHandler(encoder)
+                    try channel.pipeline.syncOperations.addHandler(decoder)
+                    try channel.pipeline.syncOperations.addHandler(connection)
+                }
+            }
+        if target.connectTimeout > 0 {
+            bootstrap = bootstrap.connectTimeout(TimeAmount.milliseconds(Int64(target.connectTimeout)))
+        }
+        return bootstrap.connect(host: address.hostString, port: address.port).map { _ in connection }
+    }
+
+    var isWritable: Bool { channel?.isWritable ?? false }
+    var isUsable: Bool { !isClosed && (channel?.isActive ?? false) && !closeAfterResponse }
+
+    func write(_ part: HTTPClientRequestPart) {
+        context?.write(wrapOutboundOut(part), promise: nil)
+    }
+
+    func flush() { context?.flush() }
+
+    func close() {
+        channel?.close(promise: nil)
+    }
+
+    /// The delegate can take data again.
+    func resumeReading() {
+        if pendingRead, let context {
+            pendingRead = false
+            context.read()
+        }
+    }
+
+    // MARK: ChannelDuplexHandler
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        channel = context.channel
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if case .head(let head) = part, !head.isKeepAlive { closeAfterResponse = true }
+        delegate?.backend(self, received: part)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        isClosed = true
+        idleTimer?.cancel()
+        delegate?.backendClosed(self, error: nil)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        isClosed = true
+        delegate?.backendClosed(self, error: error)
+        context.close(promise: nil)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        delegate?.backendWritabilityChanged(self)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if canRead?() ?? true {
+            context.read()
+        } else {
+            pendingRead = true
+        }
+    }
+}
+
+/// Idle keep-alive connections to backends, per event loop (so taking one
+/// needs no lock) and per backend id (a replaced backend's connections are
+/// never reused for its successor).
+final class BackendPool: @unchecked Sendable {  // each pool is used on its own event loop only
+    /// Idle connections kept per backend.
+    static let maximumIdle = 32
+    /// An idle connection is closed after this long.
+    static let idleTimeout = TimeAmount.seconds(60)
+
+    let loop: any EventLoop
+    private var idle: [BackendID: [BackendConnection]] = [:]
+
+    init(loop: any EventLoop) {
+        self.loop = loop
+    }
+
+    /// An idle connection to `backend` that is still open, if any.
+    func take(_ backend: BackendID) -> BackendConnection? {
+        while let connection = idle[backend]?.popLast() {
+            connection.idleTimer?.cancel()
+            connection.idleTimer = nil
+            if connection.isUsable { return connection }
+            connection.close()
+        }
+        return nil
+    }
+
+    /// Keeps a connection for the next request to its backend.
+    func put(_ connection: BackendConnection) {
+        guard connection.isUsable else {
+            connection.close()
+            return
+        }
+        var list = idle[connection.backend, default: []]
+        list.removeAll { !$0.isUsable }
+        guard list.count < Self.maximumIdle else {
+            connection.close()
+            return
+        }
+        connection.delegate = nil
+        connection.canRead = nil
+        let backend = connection.backend
+        connection.idleTimer = loop.scheduleTask(in: Self.idleTimeout) { [weak self, weak connection] in
+            guard let self, let connection else { return }
+            self.idle[backend]?.removeAll { $0 === connection }
+            connection.close()
+        }
+        list.append(connection)
+        idle[backend] = list
+    }
+
+    /// Closes every idle connection (at shutdown).
+    func closeAll() {
+        for list in idle.values { for connection in list { connection.close() } }
+        idle.removeAll()
+    }
+}

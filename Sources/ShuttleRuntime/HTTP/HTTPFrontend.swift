@@ -1,0 +1,97 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import ShuttleModel
+
+/// What every virtual-host connection shares: the driver, the per-loop
+/// backend pools, the error pages and the access log.
+public final class HTTPFrontend: Sendable {
+    let driver: Driver
+    let errorPages: ErrorPages
+    let accessLog: AccessLog
+    /// One pool per event loop of the data plane, built once: lookups need no lock.
+    let pools: [ObjectIdentifier: BackendPool]
+
+    public init(driver: Driver, accessLog: AccessLog) {
+        self.driver = driver
+        self.accessLog = accessLog
+        errorPages = ErrorPages(driver: driver)
+        var pools: [ObjectIdentifier: BackendPool] = [:]
+        for loop in driver.group.makeIterator() {
+            pools[ObjectIdentifier(loop)] = BackendPool(loop: loop)
+        }
+        self.pools = pools
+        let pages = errorPages
+        driver.observeConfig { pages.update($0) }
+    }
+
+    func pool(for loop: any EventLoop) -> BackendPool? {
+        pools[ObjectIdentifier(loop)]
+    }
+
+    /// Binds a plain HTTP virtual-host listener.
+    public func bindHTTP(_ address: String) -> EventLoopFuture<any Channel> {
+        bind(address) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try Self.addHTTPHandlers(to: channel, frontend: self, isTLS: false)
+            }
+        }
+    }
+
+    /// Binds the HTTPS virtual-host listener; certificates come from `store`.
+    public func bindHTTPS(_ address: String, certificates store: CertificateStore) -> EventLoopFuture<any Channel> {
+        let context: NIOSSLContext
+        do {
+            context = try store.makeServerContext()
+        } catch {
+            return driver.control.makeFailedFuture(error)
+        }
+        return bind(address) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+                try Self.addHTTPHandlers(to: channel, frontend: self, isTLS: true)
+            }
+        }
+    }
+
+    static func addHTTPHandlers(to channel: any Channel, frontend: HTTPFrontend, isTLS: Bool) throws {
+        let sync = channel.pipeline.syncOperations
+        let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
+        let encoder = HTTPResponseEncoder()
+        let pipelining = HTTPServerPipelineHandler()
+        let errors = HTTPServerProtocolErrorHandler()
+        let proxy = HTTPProxyHandler(frontend: frontend, isTLS: isTLS)
+        proxy.codecHandlers = [encoder, decoder, pipelining, errors]
+        try sync.addHandler(encoder)
+        try sync.addHandler(decoder)
+        try sync.addHandler(pipelining)
+        try sync.addHandler(errors)
+        try sync.addHandler(proxy)
+    }
+
+    func bind(_ address: String, initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>)
+        -> EventLoopFuture<any Channel>
+    {
+        guard case .success(let parsed) = HostPort.parse(address, listening: true) else {
+            return driver.control.makeFailedFuture(ListenError.badAddress(address))
+        }
+        let host = parsed.host == .any ? "0.0.0.0" : parsed.hostString
+        return ServerBootstrap(group: driver.group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.maxMessagesPerRead, value: 64)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer(initializer)
+            .bind(host: host, port: parsed.port)
+            .map { $0 as any Channel }
+    }
+
+    /// Closes the idle backend connections of every pool.
+    public func closeIdleBackends() {
+        for (_, pool) in pools {
+            pool.loop.execute { pool.closeAll() }
+        }
+    }
+}

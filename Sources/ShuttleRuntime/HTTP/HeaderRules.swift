@@ -1,0 +1,87 @@
+import NIOHTTP1
+
+/// The header rules of the proxy (COMPAT.md, "HTTP virtual hosts"): what
+/// changes between the client and the backend, both ways.
+enum HeaderRules {
+    /// Hop-by-hop headers (RFC 9110 7.6.1), never forwarded.
+    static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
+        "te", "trailer", "transfer-encoding", "upgrade",
+    ]
+
+    /// Removes the hop-by-hop headers, and those that `Connection` names.
+    /// An upgrade (WebSocket) keeps `Connection: upgrade` and `Upgrade`.
+    static func removeHopByHop(_ headers: inout HTTPHeaders, keepUpgrade: Bool) {
+        var named: Set<String> = []
+        for value in headers[canonicalForm: "connection"] { named.insert(value.lowercased()) }
+        let upgrade = headers["upgrade"]
+        for name in named where !hopByHop.contains(name) { headers.remove(name: name) }
+        for name in hopByHop { headers.remove(name: name) }
+        if keepUpgrade, let protocolName = upgrade.first {
+            headers.replaceOrAdd(name: "Connection", value: "upgrade")
+            headers.replaceOrAdd(name: "Upgrade", value: protocolName)
+        }
+    }
+
+    /// Whether the request asks to switch protocols (`Connection: upgrade`).
+    static func isUpgrade(_ head: HTTPRequestHead) -> Bool {
+        head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
+            && !head.headers["upgrade"].isEmpty
+    }
+
+    /// The request as the backend gets it: hop-by-hop headers removed,
+    /// `X-Forwarded-For` appended, `X-Forwarded-Proto` set when absent,
+    /// `X-Request-Id` set to `id`. Keeps the client's HTTP version.
+    static func backendRequest(_ head: HTTPRequestHead, clientIP: String?, isTLS: Bool, requestID: String) -> HTTPRequestHead {
+        var out = head
+        let upgrade = isUpgrade(head)
+        removeHopByHop(&out.headers, keepUpgrade: upgrade)
+        if let clientIP {
+            let prior = out.headers["x-forwarded-for"].joined(separator: ", ")
+            out.headers.replaceOrAdd(name: "X-Forwarded-For", value: prior.isEmpty ? clientIP : "\(prior), \(clientIP)")
+        }
+        if out.headers["x-forwarded-proto"].isEmpty {
+            out.headers.add(name: "X-Forwarded-Proto", value: isTLS ? "https" : "http")
+        }
+        out.headers.replaceOrAdd(name: "X-Request-Id", value: requestID)
+        // Bodies are framed anew towards the backend (chunked when the length
+        // is unknown); HTTP/1.0 clients are spoken to in 1.1 upstream.
+        if out.version.major == 1 && out.version.minor == 0 { out.version = .http1_1 }
+        return out
+    }
+
+    /// The request id: a new 16-hex-digit id, prefixed to any the client sent
+    /// (`NEW.OLD`).
+    static func requestID(for head: HTTPRequestHead) -> String {
+        let fresh = String(UInt64.random(in: .min ... .max), radix: 16).leftPadded(to: 16)
+        if let old = head.headers["x-request-id"].first, !old.isEmpty { return "\(fresh).\(old)" }
+        return fresh
+    }
+
+    /// The response as the client gets it: in the client's HTTP version,
+    /// hop-by-hop headers removed, `X-Request-Id` and `X-Backend` added.
+    static func clientResponse(
+        _ head: HTTPResponseHead, version: HTTPVersion, requestID: String, backend: String
+    ) -> HTTPResponseHead {
+        var out = head
+        out.version = version
+        removeHopByHop(&out.headers, keepUpgrade: head.status == .switchingProtocols)
+        out.headers.replaceOrAdd(name: "X-Request-Id", value: requestID)
+        out.headers.replaceOrAdd(name: "X-Backend", value: backend)
+        return out
+    }
+
+    /// Methods safe to send twice (RFC 9110 9.2.2).
+    static func isIdempotent(_ method: HTTPMethod) -> Bool {
+        switch method {
+        case .GET, .HEAD, .OPTIONS, .TRACE, .PUT, .DELETE: return true
+        default: return false
+        }
+    }
+}
+
+extension String {
+    func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}
