@@ -24,6 +24,11 @@ public struct DaemonOptions: Sendable {
     /// Data-plane threads; one per core by default.
     public var threads = System.coreCount
     public var seed: UInt64 = 0
+    /// `-log-format`: the access log's format (the handler's is set by the command).
+    public var logFormat = LogFormat.text
+    /// `-admin-token FILE`'s token, and `-admin-token-reads`.
+    public var adminToken: String?
+    public var adminTokenReads = false
 
     public init() {}
 }
@@ -89,11 +94,13 @@ public enum StartupConfig {
     }
 }
 
-/// The running proxy: event loops, the model's driver, the admin API.
-/// Run it in a `ServiceGroup`; a graceful shutdown (SIGTERM, SIGINT) closes
-/// the listeners, lets open connections finish for up to the drain timeout,
-/// then stops.
-public final class Daemon: Service, Sendable {
+/// The running proxy: event loops, the model's driver, the virtual-host
+/// frontend. Its work runs as two swift-service-lifecycle services: the
+/// admin API, and the proxy (service listeners, health checks, virtual
+/// hosts). A graceful shutdown (SIGTERM, SIGINT) stops the proxy first: its
+/// listeners close, open connections finish for up to the drain timeout,
+/// `/_health` answers 503 meanwhile; then the admin API stops.
+public final class Daemon: Sendable {
     public let options: DaemonOptions
     public let logger: Logger
     public let group: MultiThreadedEventLoopGroup
@@ -101,7 +108,7 @@ public final class Daemon: Service, Sendable {
     public let driver: Driver
     public let frontend: HTTPFrontend
     let certificates: CertificateStore?
-    let accessLog = AccessLog()
+    let accessLog: AccessLog
     let virtualHostListeners = NIOLockedValueBox<[any Channel]>([])
     let initialConfig: Config
 
@@ -121,6 +128,7 @@ public final class Daemon: Service, Sendable {
             group: group, control: controlGroup.next(), logger: logger,
             stateFile: options.state.map(StateFile.init(path:)), seed: options.seed,
             settings: ProxySettings(httpsRedirect: options.httpsRedirect, httpsPort: httpsPort))
+        accessLog = AccessLog(format: options.logFormat)
         frontend = HTTPFrontend(driver: driver, accessLog: accessLog)
         if options.https != nil {
             let store = CertificateStore(directory: options.certs, logger: logger)
@@ -136,6 +144,30 @@ public final class Daemon: Service, Sendable {
         }
     }
 
+    /// The services to run, in start order (they stop in reverse).
+    public var services: [any Service] { [AdminService(daemon: self), ProxyService(daemon: self)] }
+
+    /// Runs the services until SIGTERM or SIGINT, then stops the event loops.
+    public func run() async throws {
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            await shutdownEventLoops()
+            throw error
+        }
+        await shutdownEventLoops()
+    }
+
+    /// Stops the event loops; every service must have stopped.
+    public func shutdownEventLoops() async {
+        try? await self.group.shutdownGracefully()
+        try? await controlGroup.shutdownGracefully()
+    }
+
     /// SIGHUP: the certificates are loaded anew (open connections keep theirs).
     public func reloadCertificates() {
         guard let certificates else { return }
@@ -146,8 +178,9 @@ public final class Daemon: Service, Sendable {
         }
     }
 
-    /// Binds everything; throws `StartError` when the daemon cannot serve.
-    public func start() async throws -> any Channel {
+    /// Applies the initial config and binds the virtual-host listeners;
+    /// throws `StartError` when the daemon cannot serve.
+    func startProxy() async throws {
         let reply = try await driver.submit(.updateConfig(ConfigUpdate(initialConfig))).get()
         switch reply {
         case .applied:
@@ -177,39 +210,21 @@ public final class Daemon: Service, Sendable {
             logger.info("HTTPS virtual hosts listening", metadata: ["address": "\(listeners.last!.localAddress.map(Driver.describe) ?? https)"])
         }
         virtualHostListeners.withLockedValue { $0 = listeners }
-        let admin: any Channel
-        do {
-            admin = try await AdminServer.bind(options.admin, driver: driver).get()
-        } catch {
-            throw StartError.cannotListenAdmin(address: options.admin, reason: Driver.describe(error))
-        }
-        logger.info("admin API listening", metadata: ["address": "\(admin.localAddress.map(Driver.describe) ?? options.admin)"])
-        return admin
+        driver.phase.withLockedValue { $0 = .serving }
     }
 
-    public func run() async throws {
-        let admin = try await start()
-        let hangups = Task {
-            for await _ in await UnixSignalsSequence(trapping: .sighup) {
-                self.logger.notice("SIGHUP: reloading certificates")
-                self.reloadCertificates()
-            }
-        }
-        defer { hangups.cancel() }
-        try? await gracefulShutdown()
+    /// Stops accepting, lets open connections finish, writes what is pending.
+    func stopProxy() async {
+        driver.phase.withLockedValue { $0 = .draining }
         logger.notice("shutting down: no new connections, draining open ones")
         try? await driver.closeListeners().get()
         for listener in virtualHostListeners.withLockedValue({ $0 }) { try? await listener.close().get() }
         driver.stopHealthChecks()
         await drain()
-        try? await admin.close().get()
-        if options.admin.hasPrefix("/") { unlink(options.admin) }
         driver.stateFile?.flush()
         frontend.closeIdleBackends()
         frontend.errorPages.stop()
         accessLog.flush()
-        try? await group.shutdownGracefully()
-        try? await controlGroup.shutdownGracefully()
         logger.notice("stopped")
     }
 
@@ -222,5 +237,46 @@ public final class Daemon: Service, Sendable {
             try? await Task.sleep(nanoseconds: 50_000_000)
         }
         logger.warning("drain timeout: closing the connections still open", metadata: ["open": "\(driver.read { $0.openConnections })"])
+    }
+}
+
+/// The admin API as a service: bound first, stopped last, so that
+/// `/_health` can say 503 while the proxy drains.
+struct AdminService: Service {
+    let daemon: Daemon
+
+    func run() async throws {
+        let options = daemon.options
+        let access = AdminAccess(token: options.adminToken, tokenForReads: options.adminTokenReads)
+        let admin: any Channel
+        do {
+            admin = try await AdminServer.bind(options.admin, driver: daemon.driver, access: access).get()
+        } catch {
+            throw StartError.cannotListenAdmin(address: options.admin, reason: Driver.describe(error))
+        }
+        daemon.logger.info(
+            "admin API listening", metadata: ["address": "\(admin.localAddress.map(Driver.describe) ?? options.admin)"])
+        try? await gracefulShutdown()
+        try? await admin.close().get()
+        if options.admin.hasPrefix("/") { unlink(options.admin) }
+    }
+}
+
+/// The proxy as a service: the services' listeners and health checks (both
+/// carried out by the driver as the model asks) and the virtual hosts.
+struct ProxyService: Service {
+    let daemon: Daemon
+
+    func run() async throws {
+        try await daemon.startProxy()
+        let hangups = Task {
+            for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                daemon.logger.notice("SIGHUP: reloading certificates")
+                daemon.reloadCertificates()
+            }
+        }
+        defer { hangups.cancel() }
+        try? await gracefulShutdown()
+        await daemon.stopProxy()
     }
 }

@@ -34,6 +34,21 @@ public final class Driver: Sendable {
         var draining = false
     }
 
+    /// Metrics for `/_metrics`.
+    public let metrics = ShuttleMetrics()
+    /// Where the daemon is in its life, for `/_health`.
+    public let phase = NIOLockedValueBox(Phase.starting)
+
+    /// The daemon's phases as `/_health` reports them.
+    public enum Phase: String, Sendable {
+        /// Listeners are being bound.
+        case starting
+        /// Every listener is bound.
+        case serving
+        /// Shutting down: no new connections, open ones finishing.
+        case draining
+    }
+
     /// Reloads the HTTPS certificates, when there is an HTTPS listener.
     public let certificateReloader = NIOLockedValueBox<(@Sendable () throws -> CertificateStore.Report)?>(nil)
     /// Called with the running config after every change (error pages follow it).

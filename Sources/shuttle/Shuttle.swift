@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Metrics
 import NIOCore
 import ServiceLifecycle
 import ShuttleModel
@@ -50,6 +51,15 @@ struct Shuttle: AsyncParsableCommand {
     @Flag(name: .goStyle("validate"), help: "Check the state or config file, print every problem, and exit.")
     var validate = false
 
+    @Option(name: .goStyle("log-format"), help: "Log lines as text (the access log in the original's logfmt) or json.")
+    var logFormat = "text"
+
+    @Option(name: .goStyle("admin-token"), help: "File holding a token that mutating admin calls must send as Authorization: Bearer TOKEN.")
+    var adminToken: String?
+
+    @Flag(name: .goStyle("admin-token-reads"), help: "Admin reads need the token too (/_health stays open).")
+    var adminTokenReads = false
+
     func run() async throws {
         if version {
             print("shuttle \(shuttleVersion)")
@@ -68,12 +78,29 @@ struct Shuttle: AsyncParsableCommand {
         options.state = state
         options.drainTimeout = drain
 
+        guard let format = LogFormat(rawValue: logFormat) else {
+            throw ValidationError("-log-format \"\(logFormat)\" is not text or json")
+        }
+        options.logFormat = format
+        if let adminToken {
+            do {
+                options.adminToken = try AdminAccess.readToken(path: adminToken)
+            } catch {
+                throw ValidationError("\(error)")
+            }
+        } else if adminTokenReads {
+            throw ValidationError("-admin-token-reads needs -admin-token FILE")
+        }
+        options.adminTokenReads = adminTokenReads
+        let level: Logger.Level = debug ? .debug : .info
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = debug ? .debug : .info
+            var handler = ShuttleLogHandler(label: label, format: format)
+            handler.logLevel = level
             return handler
         }
         let logger = Logger(label: "shuttle")
+        // Log lines are written by a queue of their own: let it finish.
+        defer { LogOutput.standardError.flush() }
 
         if validate {
             try runValidation(options, logger: logger)
@@ -81,10 +108,8 @@ struct Shuttle: AsyncParsableCommand {
         }
         do {
             let daemon = try Daemon(options: options, logger: logger)
-            let services = ServiceGroup(
-                configuration: .init(
-                    services: [.init(service: daemon)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-            try await services.run()
+            MetricsSystem.bootstrap(daemon.driver.metrics.factory)
+            try await daemon.run()
         } catch let error as StartError {
             FileHandle.standardError.write(Data("shuttle: \(error)\n".utf8))
             throw ExitCode(error.exitCode)

@@ -92,11 +92,13 @@ extension Registry {
         let secure = request.isTLS || request.forwardedProto?.lowercased() == "https"
         if !secure && (settings.httpsRedirect || state.settings.httpsRedirect) {
             services[name]!.own.httpConnections += 1
+            services[name]!.own.httpResponses.count(301)
             let location = Self.redirectLocation(host: header, uri: request.uri, httpsPort: settings.httpsPort)
             return [.answerRequest(id, .redirect(service: name, location: location))]
         }
         if state.config.maintenanceMode {
             services[name]!.own.httpConnections += 1
+            services[name]!.own.httpResponses.count(503)
             return [.answerRequest(id, .maintenance(service: name))]
         }
         services[name]!.balancer.choose(
@@ -104,6 +106,7 @@ extension Registry {
         guard let first = order.first else {
             services[name]!.own.httpConnections += 1
             services[name]!.own.httpErrors += 1
+            services[name]!.own.httpResponses.count(503)
             return [.answerRequest(id, .noBackend(service: name))]
         }
         let backend = state.backends[first]
@@ -121,17 +124,27 @@ extension Registry {
 
     mutating func finish(_ request: ConnectionState, _ outcome: RequestOutcome) {
         let failed: Bool
-        if case .failed = outcome { failed = true } else { failed = false }
+        let status: Int?
+        switch outcome {
+        case .responded(let s):
+            (failed, status) = (false, s)
+        case .failed(let s, _):
+            (failed, status) = (true, s)
+        case .clientGone:
+            (failed, status) = (false, nil)
+        }
         if request.established {
             updateCounters(request) {
                 $0.httpActive -= 1
                 if failed { $0.httpErrors += 1 }
+                if let status { $0.httpResponses.count(status) }
             }
         } else {
             updateOwn(request) {
                 $0.httpActive -= 1
                 $0.httpConnections += 1
                 if failed { $0.httpErrors += 1 }
+                if let status { $0.httpResponses.count(status) }
             }
         }
     }

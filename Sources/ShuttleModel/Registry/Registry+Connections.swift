@@ -38,6 +38,7 @@ extension Registry {
                 $0.httpActive -= 1
                 $0.httpConnections += 1
                 $0.httpErrors += 1
+                $0.httpResponses.count(502)
             }
             return [.answerRequest(connection, .allBackendsFailed(service: placing.service, lastError: reason))]
         }

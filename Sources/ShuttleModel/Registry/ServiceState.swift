@@ -12,6 +12,8 @@ public struct Counters: Equatable, Hashable, Sendable {
     public var httpConnections = 0
     public var httpActive = 0
     public var httpErrors = 0
+    /// HTTP responses by status class: index 0 for 1xx … 4 for 5xx.
+    public var httpResponses = ResponseClasses()
 
     public init() {}
 
@@ -25,6 +27,40 @@ public struct Counters: Equatable, Hashable, Sendable {
         c.httpConnections += b.httpConnections
         c.httpActive += b.httpActive
         c.httpErrors += b.httpErrors
+        c.httpResponses = c.httpResponses + b.httpResponses
+        return c
+    }
+}
+
+/// Counts of HTTP responses by status class, without an allocation.
+public struct ResponseClasses: Equatable, Hashable, Sendable {
+    public var informational = 0, success = 0, redirection = 0, clientError = 0, serverError = 0
+
+    public init() {}
+
+    /// Counts one response of this status.
+    public mutating func count(_ status: Int) {
+        switch status {
+        case ..<200: informational += 1
+        case 200..<300: success += 1
+        case 300..<400: redirection += 1
+        case 400..<500: clientError += 1
+        default: serverError += 1
+        }
+    }
+
+    /// (class label, count), for metrics.
+    public var byClass: [(String, Int)] {
+        [("1xx", informational), ("2xx", success), ("3xx", redirection), ("4xx", clientError), ("5xx", serverError)]
+    }
+
+    static func + (a: ResponseClasses, b: ResponseClasses) -> ResponseClasses {
+        var c = a
+        c.informational += b.informational
+        c.success += b.success
+        c.redirection += b.redirection
+        c.clientError += b.clientError
+        c.serverError += b.serverError
         return c
     }
 }

@@ -106,4 +106,37 @@ extension Registry {
 
     /// A service's own counters (not those of its current backends).
     public func ownCounters(service: String) -> Counters? { services[service]?.own }
+
+    /// Everything the metrics export, per service, sorted by name.
+    public func metricsSnapshot() -> [ServiceSnapshot] {
+        services.keys.sorted().map { name in
+            let state = services[name]!
+            let total = state.backends.reduce(state.own) { $0 + $1.counters }
+            return ServiceSnapshot(
+                name: name, totals: total,
+                backends: state.backends.map {
+                    BackendSnapshot(
+                        name: $0.name, id: $0.id, counters: $0.counters, isUp: $0.isUp,
+                        checkSuccesses: $0.health.successes, checkFailures: $0.health.failures)
+                })
+        }
+    }
+}
+
+/// A service's counters for the metrics: totals (its backends plus its own).
+public struct ServiceSnapshot: Equatable, Sendable {
+    public var name: String
+    public var totals: Counters
+    public var backends: [BackendSnapshot]
+}
+
+/// A backend's counters and health for the metrics. `id` changes when the
+/// backend is replaced, and its counters start again from zero.
+public struct BackendSnapshot: Equatable, Sendable {
+    public var name: String
+    public var id: BackendID
+    public var counters: Counters
+    public var isUp: Bool
+    public var checkSuccesses: Int
+    public var checkFailures: Int
 }

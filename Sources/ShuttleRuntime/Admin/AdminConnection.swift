@@ -40,11 +40,13 @@ final class AdminConnection: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private let driver: Driver
+    private let access: AdminAccess
     private var state = State.idle
     private var lingerTimer: Scheduled<Void>?
 
-    init(driver: Driver) {
+    init(driver: Driver, access: AdminAccess) {
         self.driver = driver
+        self.access = access
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -71,6 +73,13 @@ final class AdminConnection: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         var request = Request(head: head, route: AdminRoutes.route(method: head.method, target: head.uri))
+        if case .call(let method, let endpoint) = request.route,
+            !access.allows(method: method, endpoint: endpoint, authorization: head.headers["authorization"].first)
+        {
+            var refusal = AdminResponse.error(.unauthorized, "this call needs Authorization: Bearer with the admin token")
+            refusal.headers.append(("WWW-Authenticate", "Bearer realm=\"shuttle\""))
+            request.route = .refuse(refusal)
+        }
         let declared = head.headers.first(name: "content-length").flatMap { Int($0) }
         if let declared, declared > Self.maxBodySize {
             refuseOversizedBody(head, context: context)
@@ -144,7 +153,7 @@ final class AdminConnection: ChannelInboundHandler, RemovableChannelHandler {
         _ response: AdminResponse, to head: HTTPRequestHead, ending: Ending, context: ChannelHandlerContext
     ) {
         var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Content-Type", value: response.contentType)
         headers.add(name: "Content-Length", value: String(response.body.count))
         for (name, value) in response.headers { headers.add(name: name, value: value) }
         switch ending {

@@ -21,12 +21,16 @@ enum AdminEndpoint: Equatable, Sendable {
     case backend(service: String, name: String)
     /// `/_certs/reload`: load the HTTPS certificates anew (POST).
     case reloadCertificates
+    /// `/_health`: 200 once every listener is bound, 503 while starting or draining.
+    case health
+    /// `/_metrics`: the Prometheus text format.
+    case metrics
 
     /// The methods this endpoint answers, in the order the `Allow` header lists them.
     var allowedMethods: [HTTPMethod] {
         switch self {
         case .root, .config: return [.GET, .HEAD, .PUT, .POST]
-        case .stats, .serviceStats, .serviceConfig: return [.GET, .HEAD]
+        case .stats, .serviceStats, .serviceConfig, .health, .metrics: return [.GET, .HEAD]
         case .service, .backend: return [.GET, .HEAD, .PUT, .POST, .DELETE]
         case .reloadCertificates: return [.POST]
         }
@@ -66,6 +70,8 @@ enum AdminEndpoint: Equatable, Sendable {
             switch segments[0] {
             case "_stats": return .success(.stats)
             case "_config": return .success(.config)
+            case "_health": return .success(.health)
+            case "_metrics": return .success(.metrics)
             case let name where name.hasPrefix("_"): return .failure(.notFound(path: shown))
             case let name: return .success(.service(name))
             }

@@ -10,6 +10,8 @@ struct AdminResponse: Sendable {
     var body: Data
     /// Headers beyond Content-Type and Content-Length (`Allow`, `Warning`), in order.
     var headers: [(name: String, value: String)] = []
+    /// JSON for everything but the metrics.
+    var contentType = "application/json"
 
     /// `value` as JSON.
     static func json<T: Encodable>(_ status: HTTPResponseStatus, _ value: T) -> AdminResponse {

@@ -4,6 +4,11 @@ import NIOCore
 import NIOHTTP1
 import ShuttleModel
 
+/// The answer of `/_health`.
+struct HealthBody: Encodable {
+    var status: String
+}
+
 /// The answer to a certificate reload.
 struct CertificateReloadBody: Encodable {
     var served: [String]
@@ -62,7 +67,7 @@ enum AdminRoutes {
                 return submit(.removeService(name: name), warnings: [], driver: driver)
             case .backend(let service, let name):
                 return submit(.removeBackend(service: service, name: name), warnings: [], driver: driver)
-            case .root, .stats, .config, .serviceStats, .serviceConfig, .reloadCertificates:
+            case .root, .stats, .config, .serviceStats, .serviceConfig, .reloadCertificates, .health, .metrics:
                 break
             }
         default:
@@ -99,6 +104,14 @@ enum AdminRoutes {
             return .json(.ok, stats)
         case .reloadCertificates:
             return .error(.methodNotAllowed, "POST reloads the certificates")
+        case .health:
+            let phase = driver.phase.withLockedValue { $0 }
+            return .json(phase == .serving ? .ok : .serviceUnavailable, HealthBody(status: phase.rawValue))
+        case .metrics:
+            var response = AdminResponse(
+                status: .ok, body: Data(driver.metrics.render(driver.read { $0.metricsSnapshot() })))
+            response.contentType = "text/plain; version=0.0.4; charset=utf-8"
+            return response
         }
     }
 
@@ -114,7 +127,7 @@ enum AdminRoutes {
             return submit(ConfigCoding.decodeBackend(data), driver: driver) {
                 .upsertBackend(service: service, name: name, $0)
             }
-        case .stats, .serviceStats, .serviceConfig:
+        case .stats, .serviceStats, .serviceConfig, .health, .metrics:
             return driver.control.makeSucceededFuture(.error(.methodNotAllowed, "this endpoint is read-only"))
         case .reloadCertificates:
             return driver.control.makeSucceededFuture(reloadCertificates(driver: driver))

@@ -23,10 +23,15 @@ public final class AccessLog: Sendable {
     let backlog = NIOLockedValueBox(0)
     let dropped = NIOLockedValueBox(0)
     let write: @Sendable (String) -> Void
+    /// logfmt lines in text mode, one JSON object per line in json mode.
+    let format: LogFormat
     static let maximumBacklog = 10_000
 
     /// Writes to standard error by default.
-    public init(write: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data($0.utf8)) }) {
+    public init(
+        format: LogFormat = .text, write: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data($0.utf8)) }
+    ) {
+        self.format = format
         self.write = write
     }
 
@@ -40,8 +45,9 @@ public final class AccessLog: Sendable {
             dropped.withLockedValue { $0 += 1 }
             return
         }
+        let line = format == .json ? Self.json(entry) : Self.format(entry)
         queue.async {
-            self.write(Self.format(entry) + "\n")
+            self.write(line + "\n")
             self.backlog.withLockedValue { $0 -= 1 }
         }
     }
@@ -51,6 +57,17 @@ public final class AccessLog: Sendable {
 
     static func format(_ e: Entry) -> String {
         "id=\(e.id) method=\(e.method) client-ip=\(e.clientIP) url=\(quote(e.url)) backend=\(e.backend) status=\(e.status) duration=\(String(format: "%.6f", e.duration)) agent=\(quote(e.agent)) err=\(quote(e.error))"
+    }
+
+    /// The entry as one JSON object, with the logfmt line's keys.
+    static func json(_ e: Entry) -> String {
+        let object: [String: Any] = [
+            "time": ShuttleLogHandler.timestamp(), "id": e.id, "method": e.method, "client-ip": e.clientIP,
+            "url": e.url, "backend": e.backend, "status": e.status, "duration": e.duration, "agent": e.agent,
+            "err": e.error,
+        ]
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// logfmt quoting: bare when safe (an empty value too: `err=`), else in

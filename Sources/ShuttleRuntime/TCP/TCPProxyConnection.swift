@@ -78,10 +78,13 @@ final class TCPProxyConnection: @unchecked Sendable {  // confined to the client
         if target.connectTimeout > 0 {
             bootstrap = bootstrap.connectTimeout(.milliseconds(Int64(target.connectTimeout)))
         }
+        let started = NIODeadline.now()
         bootstrap.connect(host: address.hostString, port: address.port).whenComplete { result in
             self.connecting = false
             switch result {
             case .success(let channel):
+                self.driver.metrics.recordConnect(
+                    service: target.service, backend: target.name, nanoseconds: (NIODeadline.now() - started).nanoseconds)
                 self.driver.send(.backendConnected(self.id))
                 if self.clientClosed {
                     channel.close(promise: nil)
