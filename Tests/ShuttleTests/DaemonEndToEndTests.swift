@@ -9,23 +9,6 @@ import Testing
 struct DaemonEndToEndTests {
     static let group = MultiThreadedEventLoopGroup.singleton
 
-    /// A config with one TCP service on a free port and one backend.
-    func configFile(in directory: URL, backendPort: Int) throws -> URL {
-        let url = directory.appendingPathComponent("config.json")
-        let json = """
-            {"services": [{"name": "echo", "address": "127.0.0.1:0",
-              "backends": [{"name": "one", "address": "127.0.0.1:\(backendPort)"}]}]}
-            """
-        try json.write(to: url, atomically: true, encoding: .utf8)
-        return url
-    }
-
-    func listenPort(admin port: Int, service: String) throws -> Int {
-        let stats = try admin(port, "GET", "/\(service)").object()
-        let address = try #require(stats["listen_address"] as? String)
-        return try #require(Int(address.split(separator: ":").last ?? ""))
-    }
-
     @Test("-v prints the version")
     func version() throws {
         let daemon = try DaemonProcess(["-v"])

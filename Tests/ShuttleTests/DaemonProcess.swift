@@ -85,3 +85,21 @@ func admin(_ port: Int, _ method: String, _ path: String, body: String? = nil) t
     defer { client.close() }
     return try client.request(method, path, body: body, headers: [("Connection", "close")])
 }
+
+/// A config file with one TCP service `echo` on a free port and one backend.
+func configFile(in directory: URL, backendPort: Int) throws -> URL {
+    let url = directory.appendingPathComponent("config.json")
+    let json = """
+        {"services": [{"name": "echo", "address": "127.0.0.1:0",
+          "backends": [{"name": "one", "address": "127.0.0.1:\(backendPort)"}]}]}
+        """
+    try json.write(to: url, atomically: true, encoding: .utf8)
+    return url
+}
+
+/// The port a service's listener got, from its stats.
+func listenPort(admin port: Int, service: String) throws -> Int {
+    let stats = try admin(port, "GET", "/\(service)").object()
+    let address = try #require(stats["listen_address"] as? String)
+    return try #require(Int(address.split(separator: ":").last ?? ""))
+}

@@ -13,9 +13,7 @@ struct OperationsEndToEndTests {
     func jsonLogs() async throws {
         let directory = try temporaryDirectory()
         let echo = try await TestBackend.start(.echo, group: Self.group)
-        let config = directory.appendingPathComponent("config.json")
-        try #"{"services": [{"name": "echo", "address": "127.0.0.1:0", "backends": [{"name": "one", "address": "127.0.0.1:\#(echo.localAddress!.port!)"}]}]}"#
-            .write(to: config, atomically: true, encoding: .utf8)
+        let config = try configFile(in: directory, backendPort: echo.localAddress!.port!)
         let daemon = try DaemonProcess(["-config", config.path, "-admin", "127.0.0.1:0", "-log-format", "json", "-debug"])
         let port = try await daemon.adminPortFromJSON()
         #expect(try admin(port, "PUT", "/echo/two", body: #"{"address": "127.0.0.1:9"}"#).status == 200)
@@ -37,15 +35,11 @@ struct OperationsEndToEndTests {
     func healthDuringDrain() async throws {
         let directory = try temporaryDirectory()
         let echo = try await TestBackend.start(.echo, group: Self.group)
-        let config = directory.appendingPathComponent("config.json")
-        try #"{"services": [{"name": "echo", "address": "127.0.0.1:0", "backends": [{"name": "one", "address": "127.0.0.1:\#(echo.localAddress!.port!)"}]}]}"#
-            .write(to: config, atomically: true, encoding: .utf8)
+        let config = try configFile(in: directory, backendPort: echo.localAddress!.port!)
         let daemon = try DaemonProcess(["-config", config.path, "-admin", "127.0.0.1:0", "-drain-timeout", "30s"])
         let port = try await daemon.adminPort()
         #expect(await eventually { (try? admin(port, "GET", "/_health").status) == 200 })
-        let stats = try admin(port, "GET", "/echo").object()
-        let address = try #require(stats["listen_address"] as? String)
-        let client = try await TCPClient.connect(port: Int(address.split(separator: ":").last!)!, group: Self.group)
+        let client = try await TCPClient.connect(port: try listenPort(admin: port, service: "echo"), group: Self.group)
         try await client.send("x")
         #expect(await client.waitFor { $0 == "x" } == "x")
         daemon.terminate()
