@@ -122,6 +122,27 @@ struct TCPProxyTests {
         await proxy.shutdown()
     }
 
+    @Test("bytes and the end of input arriving in one read both reach the backend")
+    func dataWithHalfCloseInOneRead() async throws {
+        let proxy = ProxyHarness()
+        let server = try await TestBackend.start(.answerOnEOF, group: proxy.group)
+        try await proxy.apply(Config(services: [tcpService("h", backends: [backend("a", port: server.localAddress!.port!)])]))
+        let port = try proxy.port(of: "h")
+        let payload = String(repeating: "x", count: 512)
+        for _ in 0..<30 {
+            let client = try await TCPClient.connect(port: port, group: proxy.group)
+            // Written and half-closed back to back, so that the proxy tends
+            // to read the bytes and the FIN together.
+            client.channel.write(ByteBuffer(string: payload), promise: nil)
+            client.channel.close(mode: .output, promise: nil)
+            client.channel.flush()
+            #expect(await client.waitFor { $0 == "got:" + payload } == "got:" + payload)
+            await client.close()
+        }
+        try await server.close()
+        await proxy.shutdown()
+    }
+
     @Test("a slow reader stops the backend instead of filling the proxy's memory")
     func slowReaderIsBounded() async throws {
         let proxy = ProxyHarness()

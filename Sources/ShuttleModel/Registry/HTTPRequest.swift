@@ -118,7 +118,9 @@ extension Registry {
     }
 
     mutating func requestFinished(_ id: ConnectionID, _ outcome: RequestOutcome) {
-        guard let placing = connections.removeValue(forKey: id), placing.isRequest else { return }
+        // Only a request ends this way; a TCP connection's id is left alone.
+        guard let placing = connections[id], placing.isRequest else { return }
+        connections[id] = nil
         finish(placing, outcome)
     }
 

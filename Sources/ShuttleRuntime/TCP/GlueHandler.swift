@@ -13,6 +13,12 @@ final class GlueHandler {
     private var outputClosed = false
     /// Bytes this side has read (and handed to its partner).
     private(set) var bytesRead = 0
+    /// What arrived before there was a partner. NIO reads a socket whose
+    /// peer half-closed to its end whether or not a read was asked for, so
+    /// an unpaired side can receive bytes and the end of input; they wait
+    /// here for the partner instead of being lost.
+    private var held: [NIOAny] = []
+    private var heldEndOfInput = false
     /// Called on this channel's loop after every read batch.
     var onReadComplete: (() -> Void)?
 
@@ -26,8 +32,25 @@ final class GlueHandler {
     static func pair(_ first: GlueHandler, _ second: GlueHandler) {
         first.partner = second
         second.partner = first
+        first.deliverHeld()
+        second.deliverHeld()
         first.partnerBecameWritable()
         second.partnerBecameWritable()
+    }
+
+    /// Hands what arrived before pairing to the partner.
+    private func deliverHeld() {
+        guard let partner else { return }
+        if !held.isEmpty {
+            for data in held { partner.partnerWrite(data) }
+            held.removeAll()
+            partner.partnerFlush()
+        }
+        if heldEndOfInput {
+            heldEndOfInput = false
+            partner.partnerWriteEOF()
+            if outputClosed { context?.close(promise: nil) }
+        }
     }
 
     private func partnerWrite(_ data: NIOAny) {
@@ -41,6 +64,10 @@ final class GlueHandler {
     private func partnerWriteEOF() {
         guard let context, !outputClosed else { return }
         outputClosed = true
+        // The end of input can arrive in the same read as the last bytes,
+        // before the read completes and flushes them: flush first, or the
+        // half-close would be sent ahead of (and instead of) that data.
+        context.flush()
         context.close(mode: .output, promise: nil)
         if inputClosed { context.close(promise: nil) }
     }
@@ -77,7 +104,11 @@ extension GlueHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         bytesRead += unwrapInboundIn(data).readableBytes
-        partner?.partnerWrite(data)
+        if let partner {
+            partner.partnerWrite(data)
+        } else {
+            held.append(data)
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -93,7 +124,11 @@ extension GlueHandler: ChannelDuplexHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, case .inputClosed = event {
             inputClosed = true
-            partner?.partnerWriteEOF()
+            if let partner {
+                partner.partnerWriteEOF()
+            } else {
+                heldEndOfInput = true
+            }
             if outputClosed { context.close(promise: nil) }
         }
         context.fireUserInboundEventTriggered(event)
