@@ -24,6 +24,9 @@ public struct DaemonOptions: Sendable {
     /// Data-plane threads; one per core by default.
     public var threads = System.coreCount
     public var seed: UInt64 = 0
+    /// `-record FILE`: every event the model handles and its decisions, as
+    /// JSON lines that `shuttle sim replay` replays.
+    public var record: String?
     /// `-log-format`: the access log's format (the handler's is set by the command).
     public var logFormat = LogFormat.text
     /// `-admin-token FILE`'s token, and `-admin-token-reads`.
@@ -111,6 +114,7 @@ public final class Daemon: Sendable {
     let accessLog: AccessLog
     let virtualHostListeners = NIOLockedValueBox<[any Channel]>([])
     let initialConfig: Config
+    let recording: RecordFile?
 
     public init(options: DaemonOptions, logger: Logger) throws {
         self.options = options
@@ -124,10 +128,16 @@ public final class Daemon: Sendable {
         if let https = options.https, case .success(let address) = HostPort.parse(https, listening: true) {
             httpsPort = address.port
         }
+        let settings = ProxySettings(httpsRedirect: options.httpsRedirect, httpsPort: httpsPort)
+        let recording = try options.record.map { try RecordFile(path: $0, seed: options.seed, settings: settings) }
+        self.recording = recording
+        var recorder: (@Sendable (Event, [Action]) -> Void)?
+        if let recording { recorder = { event, actions in recording.record(event, actions) } }
         driver = Driver(
             group: group, control: controlGroup.next(), logger: logger,
             stateFile: options.state.map(StateFile.init(path:)), seed: options.seed,
-            settings: ProxySettings(httpsRedirect: options.httpsRedirect, httpsPort: httpsPort))
+            settings: settings, recorder: recorder)
+        if let recording { recording.useClock { [driver] in driver.now } }
         accessLog = AccessLog(format: options.logFormat)
         frontend = HTTPFrontend(driver: driver, accessLog: accessLog)
         if options.https != nil {
@@ -222,6 +232,7 @@ public final class Daemon: Sendable {
         driver.stopHealthChecks()
         await drain()
         driver.stateFile?.flush()
+        recording?.flush()
         frontend.closeIdleBackends()
         frontend.errorPages.stop()
         accessLog.flush()

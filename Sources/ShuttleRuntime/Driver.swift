@@ -82,9 +82,12 @@ public final class Driver: Sendable {
     /// Feeds one event to the model and returns its actions, unperformed.
     @discardableResult
     public func send(_ event: Event) -> [Action] {
-        let actions = registry.withLockedValue { $0.handle(event) }
-        recorder?(event, actions)
-        return actions
+        // Recorded under the lock, so that the recording has the model's order.
+        registry.withLockedValue { registry in
+            let actions = registry.handle(event)
+            recorder?(event, actions)
+            return actions
+        }
     }
 
     /// Reads the model's state.

@@ -15,7 +15,8 @@ let shuttleVersion = "0.1.0"
 struct Shuttle: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "shuttle",
-        abstract: "A dynamic TCP/UDP/HTTP(S) proxy and load balancer, reconfigured live through its admin API."
+        abstract: "A dynamic TCP/UDP/HTTP(S) proxy and load balancer, reconfigured live through its admin API.",
+        subcommands: [Sim.self]
     )
 
     @Option(name: .goStyle("admin"), help: "Admin API address, host:port, or a unix socket path starting with /.")
@@ -47,6 +48,11 @@ struct Shuttle: AsyncParsableCommand {
 
     @Option(name: .goStyle("drain-timeout"), help: "How long open connections may finish after SIGTERM/SIGINT (e.g. 10s, 500ms).")
     var drainTimeout = "10s"
+
+    @Option(
+        name: .goStyle("record"),
+        help: "Record every event the model handles and its decisions to FILE (JSON lines, for `shuttle sim replay`).")
+    var record: String?
 
     @Flag(name: .goStyle("validate"), help: "Check the state or config file, print every problem, and exit.")
     var validate = false
@@ -92,6 +98,7 @@ struct Shuttle: AsyncParsableCommand {
             throw ValidationError("-admin-token-reads needs -admin-token FILE")
         }
         options.adminTokenReads = adminTokenReads
+        options.record = record
         let level: Logger.Level = debug ? .debug : .info
         LoggingSystem.bootstrap { label in
             var handler = ShuttleLogHandler(label: label, format: format)

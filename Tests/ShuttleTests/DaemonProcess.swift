@@ -39,9 +39,13 @@ final class DaemonProcess: Sendable {
     }
 
     /// The admin API's port, read from the "admin API listening" log line.
-    func adminPort(timeout: Duration = .seconds(30)) async throws -> Int {
+    func adminPort(timeout: Duration = .seconds(60)) async throws -> Int {
         let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
+        var lastLook = false
+        // One more look after the deadline: a busy machine may have kept
+        // this task from running for a while.
+        while !lastLook {
+            lastLook = ContinuousClock.now >= deadline
             let log = stderr.withLockedValue { $0 }
             if let line = log.split(separator: "\n").first(where: { $0.contains("admin API listening") }),
                 let range = line.range(of: #"address=[^ ]*:(\d+)"#, options: .regularExpression),
