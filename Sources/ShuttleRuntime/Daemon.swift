@@ -205,8 +205,7 @@ public final class Daemon: Service, Sendable {
         try? await admin.close().get()
         if options.admin.hasPrefix("/") { unlink(options.admin) }
         driver.stateFile?.flush()
-        frontend.closeIdleBackends()
-        frontend.errorPages.stop()
+        frontend.shutdown()
         accessLog.flush()
         try? await group.shutdownGracefully()
         try? await controlGroup.shutdownGracefully()

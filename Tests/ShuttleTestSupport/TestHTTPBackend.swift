@@ -13,6 +13,11 @@ public final class TestHTTPBackend: Sendable {
         case named(String)
         /// This status with this body.
         case status(Int, body: String)
+        /// Answers this status as soon as a request's head arrives, without
+        /// waiting for its body.
+        case answerAtHead(Int, body: String)
+        /// Declares a body of `declared` bytes, sends `sent`, and closes.
+        case truncated(declared: Int, sent: String)
         /// Counts the request body and answers `received N`.
         case sink
         /// Answers the request body back, chunked, in several parts, with a
@@ -126,6 +131,10 @@ final class HTTPBackendHandler: ChannelInboundHandler {
                 context.close(promise: nil)
                 return
             }
+            if case .answerAtHead = behaviour {
+                answer(head, context: context)
+                return
+            }
             if case .expectContinue = behaviour, head.headers["expect"].first?.lowercased() == "100-continue" {
                 context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
             }
@@ -135,6 +144,7 @@ final class HTTPBackendHandler: ChannelInboundHandler {
             body.writeBuffer(&part)
         case .end:
             guard let head else { return }
+            if case .answerAtHead = behaviour { return }
             answer(head, context: context)
         }
     }
@@ -156,7 +166,7 @@ final class HTTPBackendHandler: ChannelInboundHandler {
                 let channel = context.channel
                 done.whenComplete { _ in channel.close(promise: nil) }
             }
-        case .status(let code, let text):
+        case .answerAtHead(let code, let text), .status(let code, let text):
             let headers = HTTPHeaders([("Content-Length", String(text.utf8.count)), ("Content-Type", "text/plain")])
             context.write(
                 wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: code), headers: headers))),
@@ -184,6 +194,13 @@ final class HTTPBackendHandler: ChannelInboundHandler {
             let headers = HTTPHeaders([("Content-Length", String(total))])
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
             pump(context)
+        case .truncated(let declared, let sent):
+            let headers = HTTPHeaders([("Content-Length", String(declared))])
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: sent))))).whenComplete { _ in
+                channel.close(promise: nil)
+            }
         case .silent:
             break
         case .garbage, .reset, .webSocketEcho, .stall:

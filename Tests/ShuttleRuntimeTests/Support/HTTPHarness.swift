@@ -104,7 +104,7 @@ final class HTTPHarness: Sendable {
     func shutdown() async {
         try? await http.close().get()
         try? await https?.close().get()
-        frontend.closeIdleBackends()
+        frontend.shutdown()
         await proxy.shutdown()
     }
 }
