@@ -30,6 +30,7 @@ struct CertificateReloadTests {
         #expect(answer.status == 200)
         let body = try answer.object()
         #expect(body["served"] as? [String] == ["site"])
+        #expect((body["names"] as? [String: [String]])?["site"] == ["site.test"])
         #expect((body["failed"] as? [String: String])?.keys.sorted() == ["broken"])
 
         // The open connection keeps working with the certificate it got.
