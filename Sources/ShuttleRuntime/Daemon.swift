@@ -222,8 +222,7 @@ public final class Daemon: Sendable {
         driver.stopHealthChecks()
         await drain()
         driver.stateFile?.flush()
-        frontend.closeIdleBackends()
-        frontend.errorPages.stop()
+        frontend.shutdown()
         accessLog.flush()
         logger.notice("stopped")
     }
