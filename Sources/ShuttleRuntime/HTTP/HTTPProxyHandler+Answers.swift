@@ -160,6 +160,9 @@ extension HTTPProxyHandler {
             exchange.bytesReceived = 0
         }
         driver.send(.requestFinished(exchange.id, outcome))
+        if let service = exchange.target?.service {
+            driver.metrics.recordRequest(service: service, nanoseconds: (NIODeadline.now() - exchange.started).nanoseconds)
+        }
         log(exchange, status: exchange.status, backend: exchange.target?.address ?? "")
     }
 

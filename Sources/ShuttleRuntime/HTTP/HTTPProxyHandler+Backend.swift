@@ -17,7 +17,13 @@ extension HTTPProxyHandler: BackendConnectionDelegate {
             attach(pooled, to: exchange)
             return
         }
+        let connectStarted = NIODeadline.now()
         BackendConnection.connect(to: target, on: context.eventLoop).whenComplete { result in
+            if case .success = result {
+                self.driver.metrics.recordConnect(
+                    service: target.service, backend: target.name,
+                    nanoseconds: (NIODeadline.now() - connectStarted).nanoseconds)
+            }
             guard self.exchange === exchange, exchange.isForwarding else {
                 // The client went away (or was answered) while connecting.
                 if case .success(let connection) = result { connection.close() }

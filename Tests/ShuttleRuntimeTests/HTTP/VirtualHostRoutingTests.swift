@@ -115,3 +115,30 @@ struct VirtualHostRoutingTests {
         await harness.shutdown()
     }
 }
+
+@Suite("HTTP metrics")
+struct HTTPMetricsTests {
+    @Test("/_metrics counts HTTP responses by status class and times requests and backend connects")
+    func httpMetrics() async throws {
+        let harness = try await HTTPHarness.start()
+        let ok = try await TestHTTPBackend.start(.named("ok"), group: harness.group)
+        let missing = try await TestHTTPBackend.start(.status(404, body: "no"), group: harness.group)
+        try await harness.apply([
+            vhostService("ok", hosts: ["ok.test"], backends: [backend("ok1", ok)]),
+            vhostService("missing", hosts: ["missing.test"], backends: [backend("m1", missing)]),
+        ])
+        for _ in 0..<3 { #expect(try await harness.request(host: "ok.test").status == 200) }
+        #expect(try await harness.request(host: "missing.test").status == 404)
+        #expect(await eventually { harness.stats("ok")?.httpActive == 0 && harness.stats("missing")?.httpActive == 0 })
+        let admin = try await harness.proxy.bindAdmin()
+        let series = try scrape(admin)
+        #expect(series[#"shuttle_http_responses_total{service="ok",code="2xx"}"#] == 3)
+        #expect(series[#"shuttle_http_responses_total{service="missing",code="4xx"}"#] == 1)
+        #expect(series[#"shuttle_service_http_requests_total{service="ok"}"#] == 3)
+        #expect(series[#"shuttle_http_request_duration_seconds_count{service="ok"}"#] == 3)
+        #expect((series[#"shuttle_backend_connect_duration_seconds_count{service="ok",backend="ok1"}"#] ?? 0) >= 1)
+        await ok.close()
+        await missing.close()
+        await harness.shutdown()
+    }
+}
