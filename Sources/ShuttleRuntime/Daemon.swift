@@ -233,8 +233,7 @@ public final class Daemon: Sendable {
         await drain()
         driver.stateFile?.flush()
         recording?.flush()
-        frontend.closeIdleBackends()
-        frontend.errorPages.stop()
+        frontend.shutdown()
         accessLog.flush()
         logger.notice("stopped")
     }

@@ -208,6 +208,14 @@ public final class Driver: Sendable {
     /// A short reason for an I/O error, for users.
     static func describe(_ error: any Error) -> String {
         if let io = error as? IOError { return io.description }
+        if let connect = error as? NIOConnectionError {
+            // The one attempt that matters, without the wrapping.
+            if let last = connect.connectionErrors.last { return describe(last.error) }
+            if let dns = connect.dnsAError ?? connect.dnsAAAAError { return "cannot resolve \(connect.host): \(dns)" }
+        }
+        if case .connectTimeout(let timeout) = error as? ChannelError {
+            return "connect timed out after \(timeout.nanoseconds / 1_000_000) ms"
+        }
         return "\(error)"
     }
 }

@@ -580,7 +580,7 @@ public struct InvariantChecker: Sendable {
 
     /// A target must be a current, up backend of the service, with the
     /// service's settings, not tried before.
-    func placement(_ target: BackendTarget, _ service: String, tried: [BackendID]) -> Violation? {
+    func placement(_ target: BackendTarget, _ service: String, tried: [BackendID], forRequest: Bool) -> Violation? {
         guard target.service == service, let b = backends[target.id], b.service == service else {
             return Violation(
                 .removedBackend, "\(service) sent a connection to \(target.service)/\(target.name) (\(target.id)), which is not one of its backends now")
@@ -597,13 +597,18 @@ public struct InvariantChecker: Sendable {
                 .downBackend,
                 "a connection to \(service) went to \(target.name), which is down" + (up.isEmpty ? "" : ", while \(up.joined(separator: ", ")) up"))
         }
-        if let s = settings(service),
+        // An HTTP request waits a bounded time for its answer even when the
+        // config sets no server timeout (the original's silent-backend bug).
+        let serverTimeout = settings(service).map { s in
+            forRequest && s.serverTimeout == 0 ? Defaults.httpServerTimeout : s.serverTimeout
+        }
+        if let s = settings(service), let serverTimeout,
             s.connectTimeout != target.connectTimeout || s.clientTimeout != target.clientTimeout
-                || s.serverTimeout != target.serverTimeout
+                || serverTimeout != target.serverTimeout
         {
             return Violation(
                 .mergedConfig,
-                "a connection to \(service) carries timeouts connect \(target.connectTimeout), client \(target.clientTimeout), server \(target.serverTimeout); the config says \(s.connectTimeout), \(s.clientTimeout), \(s.serverTimeout)"
+                "a connection to \(service) carries timeouts connect \(target.connectTimeout), client \(target.clientTimeout), server \(target.serverTimeout); the config says \(s.connectTimeout), \(s.clientTimeout), \(serverTimeout)"
             )
         }
         return nil
@@ -674,7 +679,7 @@ public struct InvariantChecker: Sendable {
             count(.own(service)) { $0.errors += 1 }
             return compare(.own(service), registry)
         case .connectBackend(id, let target):
-            if let v = placement(target, service, tried: []) ?? balancing(target, service) { return v }
+            if let v = placement(target, service, tried: [], forRequest: false) ?? balancing(target, service) { return v }
             connections[id] = ShadowConnection(
                 service: service, incarnation: incarnations[service] ?? 0, backend: target.id, tried: [target.id])
             return nil
@@ -737,7 +742,9 @@ public struct InvariantChecker: Sendable {
             if config.service(named: service) == nil {
                 return Violation(.removedBackend, "a request went to \(service), which does not exist")
             }
-            if let v = routed(service) ?? placement(target, service, tried: []) ?? balancing(target, service) { return v }
+            if let v = routed(service) ?? placement(target, service, tried: [], forRequest: true) ?? balancing(target, service) {
+                return v
+            }
             if config.service(named: service)?.maintenanceMode == true {
                 return Violation(.mergedConfig, "a request went to a backend of \(service), which is in maintenance")
             }
@@ -766,7 +773,7 @@ public struct InvariantChecker: Sendable {
         switch actions[0] {
         case .connectBackend(id, let target):
             if !current { return Violation(.removedBackend, "a connection of removed service \(c.service) was sent on to \(target.name)") }
-            if let v = placement(target, c.service, tried: c.tried) { return v }
+            if let v = placement(target, c.service, tried: c.tried, forRequest: c.isRequest) { return v }
             c.backend = target.id
             c.tried.append(target.id)
             connections[id] = c

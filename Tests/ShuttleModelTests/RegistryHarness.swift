@@ -10,8 +10,8 @@ struct Harness {
     /// Every action returned so far, in order.
     var log: [Action] = []
 
-    init(seed: UInt64 = 0) {
-        registry = Registry(seed: seed)
+    init(seed: UInt64 = 0, settings: ProxySettings = ProxySettings()) {
+        registry = Registry(seed: seed, settings: settings)
     }
 
     /// Feeds one event; returns its actions.
@@ -88,6 +88,10 @@ extension Array where Element == Action {
 
     var targets: [BackendTarget] {
         compactMap { if case .connectBackend(_, let target) = $0 { return target } else { return nil } }
+    }
+
+    var answers: [HTTPAnswer] {
+        compactMap { if case .answerRequest(_, let answer) = $0 { return answer } else { return nil } }
     }
 
     var closedClients: [CloseReason] {

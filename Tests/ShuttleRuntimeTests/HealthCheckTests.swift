@@ -36,7 +36,7 @@ struct HealthCheckTests {
             #expect(try await nameThroughProxy(port: port, group: proxy.group) == "b")
         }
 
-        checkPort = try await TestBackend.start(.echo, group: proxy.group, port: checkPortNumber)
+        checkPort = try await rebinding { try await TestBackend.start(.echo, group: proxy.group, port: checkPortNumber) }
         #expect(await eventually { proxy.driver.read { $0.isUp(service: "hc", backend: "a") } == true })
         var names: Set<String> = []
         for _ in 0..<4 { names.insert(try await nameThroughProxy(port: port, group: proxy.group)) }

@@ -233,6 +233,10 @@ public struct RawHTTPResponse {
     public var status: Int
     public var headers: [(String, String)]
     public var body: [UInt8]
+    /// Trailers of a chunked answer.
+    public var trailers: [(String, String)] = []
+    /// Whether the body came chunked.
+    public var wasChunked = false
 
     /// The first value of a header, by case-insensitive name.
     public func header(_ name: String) -> String? { values(name).first }

@@ -41,7 +41,7 @@ public final class TCPClient: Sendable {
     /// Waits (up to `timeout`) until what was received satisfies `condition`;
     /// returns it either way.
     @discardableResult
-    public func waitFor(timeout: Duration = .seconds(10), _ condition: (String) -> Bool) async -> String {
+    public func waitFor(timeout: Duration = .seconds(30), _ condition: (String) -> Bool) async -> String {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if condition(text) { return text }
@@ -51,13 +51,14 @@ public final class TCPClient: Sendable {
     }
 
     /// Waits until the peer has closed the connection (or `timeout`).
-    public func waitForClose(timeout: Duration = .seconds(10)) async -> Bool {
+    public func waitForClose(timeout: Duration = .seconds(30)) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if isClosed || received.withLockedValue({ $0.inputClosed }) { return true }
             try? await Task.sleep(for: .milliseconds(10))
         }
-        return false
+        // A busy machine may have kept this task from looking in time.
+        return isClosed || received.withLockedValue({ $0.inputClosed })
     }
 
     public func close() async {
@@ -91,11 +92,26 @@ public func nameThroughProxy(port: Int, group: any EventLoopGroup) async throws 
 }
 
 /// Polls `condition` until it holds or `timeout` passes.
-public func eventually(timeout: Duration = .seconds(10), _ condition: () -> Bool) async -> Bool {
+public func eventually(timeout: Duration = .seconds(30), _ condition: () -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if condition() { return true }
         try? await Task.sleep(for: .milliseconds(10))
     }
     return condition()
+}
+
+/// Binds again on a port the test closed a moment ago. Another test running
+/// in parallel may have been given that port meanwhile; its sockets are
+/// short-lived, so this tries again for a while before giving up.
+public func rebinding<T>(timeout: Duration = .seconds(20), _ bind: () async throws -> T) async throws -> T {
+    let deadline = ContinuousClock.now + timeout
+    while true {
+        do {
+            return try await bind()
+        } catch {
+            guard ContinuousClock.now < deadline else { throw error }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
 }

@@ -40,6 +40,11 @@ final class DaemonProcess: Sendable {
 
     /// The admin API's port, read from the "admin API listening" log line.
     func adminPort(timeout: Duration = .seconds(60)) async throws -> Int {
+        try await listeningPort("admin API listening", timeout: timeout)
+    }
+
+    /// The port in the `address=` of the first log line containing `marker`.
+    func listeningPort(_ marker: String, timeout: Duration = .seconds(60)) async throws -> Int {
         let deadline = ContinuousClock.now + timeout
         var lastLook = false
         // One more look after the deadline: a busy machine may have kept
@@ -47,7 +52,7 @@ final class DaemonProcess: Sendable {
         while !lastLook {
             lastLook = ContinuousClock.now >= deadline
             let log = stderr.withLockedValue { $0 }
-            if let line = log.split(separator: "\n").first(where: { $0.contains("admin API listening") }),
+            if let line = log.split(separator: "\n").first(where: { $0.contains(marker) }),
                 let range = line.range(of: #"address=[^ ]*:(\d+)"#, options: .regularExpression),
                 let port = Int(line[range].split(separator: ":").last ?? "")
             {
@@ -56,8 +61,11 @@ final class DaemonProcess: Sendable {
             guard process.isRunning else { break }
             try await Task.sleep(for: .milliseconds(20))
         }
-        throw RawHTTPClient.Failure(description: "no admin port; standard error:\n" + stderr.withLockedValue { $0 })
+        throw RawHTTPClient.Failure(description: "no \"\(marker)\" line; standard error:\n" + stderr.withLockedValue { $0 })
     }
+
+    /// Sends a signal (SIGHUP: reload the certificates).
+    func signal(_ number: Int32) { kill(process.processIdentifier, number) }
 
     func terminate() { process.terminate() }  // SIGTERM
 

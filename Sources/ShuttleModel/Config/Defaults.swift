@@ -9,6 +9,10 @@ public enum Defaults {
     /// Health-check connect timeout when no `connect_timeout` is set: a check
     /// must not outlive its interval, nor hang for the OS's minutes.
     public static let checkTimeout = 2000
+    /// How long an HTTP request waits for its answer to start when no
+    /// `server_timeout` is set (the original waited for ever: a silent
+    /// backend held its client).
+    public static let httpServerTimeout = 60_000
     /// Largest accepted backend weight (the hash ring holds weight x points).
     public static let maximumWeight = 1000
 }

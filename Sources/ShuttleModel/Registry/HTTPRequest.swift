@@ -114,7 +114,7 @@ extension Registry {
         connections[id] = ConnectionState(
             service: name, generation: state.generation, key: request.key, backend: backend.id, tried: [backend.id],
             isRequest: true)
-        return [.connectBackend(id, state.target(backend))]
+        return [.connectBackend(id, state.target(backend, forRequest: true))]
     }
 
     mutating func requestFinished(_ id: ConnectionID, _ outcome: RequestOutcome) {

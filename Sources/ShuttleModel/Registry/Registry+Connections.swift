@@ -29,7 +29,7 @@ extension Registry {
                 placing.backend = backend.id
                 placing.tried.append(backend.id)
                 connections[connection] = placing
-                return [.connectBackend(connection, state.target(backend))]
+                return [.connectBackend(connection, state.target(backend, forRequest: placing.isRequest))]
             }
         }
         connections[connection] = nil

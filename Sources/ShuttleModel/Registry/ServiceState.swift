@@ -99,11 +99,15 @@ struct ServiceState: Sendable {
 
     var hasBackendUp: Bool { backends.contains { $0.isUp } }
 
-    func target(_ backend: BackendState) -> BackendTarget {
-        BackendTarget(
+    /// Where to connect; an HTTP request (`forRequest`) always has a time
+    /// limit for its answer to start.
+    func target(_ backend: BackendState, forRequest: Bool = false) -> BackendTarget {
+        let serverTimeout =
+            forRequest && settings.serverTimeout == 0 ? Defaults.httpServerTimeout : settings.serverTimeout
+        return BackendTarget(
             id: backend.id, service: config.name, name: backend.config.name, address: backend.config.address,
             network: backend.config.effectiveNetwork, connectTimeout: settings.connectTimeout,
-            clientTimeout: settings.clientTimeout, serverTimeout: settings.serverTimeout)
+            clientTimeout: settings.clientTimeout, serverTimeout: serverTimeout)
     }
 
     func healthCheck(for backend: BackendState) -> HealthCheck? {

@@ -11,7 +11,11 @@ struct HealthBody: Encodable {
 
 /// The answer to a certificate reload.
 struct CertificateReloadBody: Encodable {
+    /// Pair (file) names now served.
     var served: [String]
+    /// The names each pair's certificate answers for.
+    var names: [String: [String]]
+    /// Pairs that failed to load, with the reason.
     var failed: [String: String]
 }
 
@@ -141,7 +145,7 @@ enum AdminRoutes {
         }
         do {
             let report = try reload()
-            return .json(.ok, CertificateReloadBody(served: report.served, failed: report.failed))
+            return .json(.ok, CertificateReloadBody(served: report.served, names: report.names, failed: report.failed))
         } catch {
             return .error(.conflict, "certificates not reloaded, the previous ones are still served: \(error)")
         }

@@ -13,7 +13,8 @@ protocol BackendConnectionDelegate: AnyObject {
 
 /// One keep-alive HTTP/1.1 connection to a backend, on the event loop of
 /// the clients it serves. Reads only while its delegate can take the data
-/// (the client is writable), so a slow client slows the backend.
+/// (the client is writable), so a slow client slows the backend. While it
+/// waits in the pool it reads on, to notice the backend closing it.
 final class BackendConnection: ChannelDuplexHandler, RemovableChannelHandler, @unchecked Sendable {  // confined to its event loop
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = HTTPClientRequestPart
@@ -29,7 +30,8 @@ final class BackendConnection: ChannelDuplexHandler, RemovableChannelHandler, @u
     private var pendingRead = false
     /// Requests sent on it so far (more than one: it was reused).
     var requestsSent = 0
-    /// Set when the backend or the response said the connection ends.
+    /// Set when the backend said the connection ends after this answer, or
+    /// the connection cannot carry another request.
     var closeAfterResponse = false
     var idleTimer: Scheduled<Void>?
     private(set) var isClosed = false
@@ -51,11 +53,13 @@ final class BackendConnection: ChannelDuplexHandler, RemovableChannelHandler, @u
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // 100 Continue and other informational answers are passed on.
+                    // 100 Continue and other interim answers are passed on;
+                    // after a 101 the bytes that follow are handed on as they are.
                     let decoder = ByteToMessageHandler(
                         HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .forward))
                     let encoder = HTTPRequestEncoder()
                     connection.codecHandlers = [encoder, decoder]
+                    // The decoder sees the requests go out (answers to HEAD have no body).
                     try channel.pipeline.syncOperations.addHandler(encoder)
                     try channel.pipeline.syncOperations.addHandler(decoder)
                     try channel.pipeline.syncOperations.addHandler(connection)
@@ -77,6 +81,7 @@ final class BackendConnection: ChannelDuplexHandler, RemovableChannelHandler, @u
     func flush() { context?.flush() }
 
     func close() {
+        isClosed = true
         channel?.close(promise: nil)
     }
 
@@ -101,8 +106,16 @@ final class BackendConnection: ChannelDuplexHandler, RemovableChannelHandler, @u
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
-        if case .head(let head) = part, !head.isKeepAlive { closeAfterResponse = true }
-        delegate?.backend(self, received: part)
+        guard let delegate else {
+            // An answer nobody asked for (while idle in the pool): the
+            // connection is out of step and cannot be used again.
+            close()
+            return
+        }
+        if case .head(let head) = part, head.status.code >= 200 || head.status == .switchingProtocols {
+            if !head.isKeepAlive || head.status == .switchingProtocols { closeAfterResponse = true }
+        }
+        delegate.backend(self, received: part)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -114,6 +127,8 @@ final class BackendConnection: ChannelDuplexHandler, RemovableChannelHandler, @u
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         isClosed = true
+        let delegate = self.delegate
+        self.delegate = nil
         delegate?.backendClosed(self, error: error)
         context.close(promise: nil)
     }
@@ -129,63 +144,5 @@ final class BackendConnection: ChannelDuplexHandler, RemovableChannelHandler, @u
         } else {
             pendingRead = true
         }
-    }
-}
-
-/// Idle keep-alive connections to backends, per event loop (so taking one
-/// needs no lock) and per backend id (a replaced backend's connections are
-/// never reused for its successor).
-final class BackendPool: @unchecked Sendable {  // each pool is used on its own event loop only
-    /// Idle connections kept per backend.
-    static let maximumIdle = 32
-    /// An idle connection is closed after this long.
-    static let idleTimeout = TimeAmount.seconds(60)
-
-    let loop: any EventLoop
-    private var idle: [BackendID: [BackendConnection]] = [:]
-
-    init(loop: any EventLoop) {
-        self.loop = loop
-    }
-
-    /// An idle connection to `backend` that is still open, if any.
-    func take(_ backend: BackendID) -> BackendConnection? {
-        while let connection = idle[backend]?.popLast() {
-            connection.idleTimer?.cancel()
-            connection.idleTimer = nil
-            if connection.isUsable { return connection }
-            connection.close()
-        }
-        return nil
-    }
-
-    /// Keeps a connection for the next request to its backend.
-    func put(_ connection: BackendConnection) {
-        guard connection.isUsable else {
-            connection.close()
-            return
-        }
-        var list = idle[connection.backend, default: []]
-        list.removeAll { !$0.isUsable }
-        guard list.count < Self.maximumIdle else {
-            connection.close()
-            return
-        }
-        connection.delegate = nil
-        connection.canRead = nil
-        let backend = connection.backend
-        connection.idleTimer = loop.scheduleTask(in: Self.idleTimeout) { [weak self, weak connection] in
-            guard let self, let connection else { return }
-            self.idle[backend]?.removeAll { $0 === connection }
-            connection.close()
-        }
-        list.append(connection)
-        idle[backend] = list
-    }
-
-    /// Closes every idle connection (at shutdown).
-    func closeAll() {
-        for list in idle.values { for connection in list { connection.close() } }
-        idle.removeAll()
     }
 }

@@ -24,6 +24,8 @@ public final class CertificateStore: Sendable {
     public struct Report: Sendable, Equatable {
         /// File names (without extension) now served.
         public var served: [String]
+        /// The names each served file answers for (its certificate's names).
+        public var names: [String: [String]]
         /// Pairs that failed to load, with the reason.
         public var failed: [String: String]
     }
@@ -74,7 +76,7 @@ public final class CertificateStore: Sendable {
         entries.withLockedValue { $0 = loaded }
         let served = loaded.map(\.file)
         logger.info("certificates loaded", metadata: ["served": "\(served.joined(separator: ","))"])
-        return Report(served: served, failed: failed)
+        return Report(served: served, names: Dictionary(uniqueKeysWithValues: loaded.map { ($0.file, $0.names) }), failed: failed)
     }
 
     /// The DNS names of a certificate: its subject alternative names, else

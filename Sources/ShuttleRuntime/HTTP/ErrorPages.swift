@@ -7,7 +7,9 @@ import ShuttleModel
 
 /// The services' error pages: each URL fetched ahead of time and cached with
 /// the headers that matter (COMPAT.md), never fetched while a client waits.
-/// A page that could not be fetched is tried again every `retryInterval`.
+/// A page that could not be fetched is tried again every `retryInterval`,
+/// and as soon as a request would have used it (in the background: that
+/// request gets the plain answer).
 final class ErrorPages: Sendable {
     struct Page: Sendable {
         var headers: [(String, String)]
@@ -20,12 +22,18 @@ final class ErrorPages: Sendable {
         var errorPages: [String: [String: [Int]]] = [:]
         var pages: [String: Page] = [:]
         var missing: Set<String> = []
+        /// Fetches under way, and when each missing page was last tried.
+        var inFlight: Set<String> = []
+        var lastTried: [String: NIODeadline] = [:]
         var retry: RepeatedTask?
+        var stopped = false
     }
 
     /// Headers of a fetched page that are served with it.
     static let keptHeaders = ["content-type", "content-encoding", "cache-control", "last-modified", "retry-after", "set-cookie"]
     static let retryInterval = TimeAmount.seconds(10)
+    /// A page a request missed is tried again at most this often.
+    static let retryOnUseInterval = TimeAmount.seconds(1)
     static let maximumSize = 1 << 20
 
     let driver: Driver
@@ -36,16 +44,19 @@ final class ErrorPages: Sendable {
     }
 
     /// The page for a status of a service, if it has one and it is cached.
+    /// A page not fetched yet is fetched now, in the background.
     func page(service: String, status: Int) -> Page? {
-        state.withLockedValue { s in
-            guard let url = s.codes[service]?[status] else { return nil }
-            return s.pages[url]
+        let now = NIODeadline.now()
+        let (page, refetch) = state.withLockedValue { s -> (Page?, String?) in
+            guard let url = s.codes[service]?[status] else { return (nil, nil) }
+            if let page = s.pages[url] { return (page, nil) }
+            guard !s.stopped, !s.inFlight.contains(url),
+                s.lastTried[url].map({ now - $0 >= Self.retryOnUseInterval }) ?? true
+            else { return (nil, nil) }
+            return (nil, url)
         }
-    }
-
-    /// Whether a service replaces responses with this status.
-    func replaces(service: String, status: Int) -> Bool {
-        state.withLockedValue { $0.codes[service]?[status] != nil }
+        if let refetch { fetch(refetch) }
+        return page
     }
 
     /// Follows a new running config: fetches the pages of services whose
@@ -65,6 +76,7 @@ final class ErrorPages: Sendable {
             let used = Set(all.values.flatMap(\.keys))
             s.pages = s.pages.filter { used.contains($0.key) }
             s.missing = s.missing.intersection(used)
+            s.lastTried = s.lastTried.filter { used.contains($0.key) }
             s.codes = codes
             s.errorPages = all
             if s.retry == nil && !used.isEmpty {
@@ -83,11 +95,22 @@ final class ErrorPages: Sendable {
     }
 
     func fetch(_ url: String) {
+        let now = NIODeadline.now()
+        let start = state.withLockedValue { s -> Bool in
+            guard !s.stopped, !s.inFlight.contains(url) else { return false }
+            s.inFlight.insert(url)
+            s.lastTried[url] = now
+            return true
+        }
+        guard start else { return }
         SimpleHTTPClient.get(url, on: driver.control, maximumSize: Self.maximumSize).whenComplete { result in
+            self.state.withLockedValue { _ = $0.inFlight.remove(url) }
             switch result {
             case .success(let (head, body)) where (200..<300).contains(head.status.code):
                 let headers = head.headers.filter { Self.keptHeaders.contains($0.name.lowercased()) }.map { ($0.name, $0.value) }
                 self.state.withLockedValue { s in
+                    // Unless the config stopped using it meanwhile.
+                    guard s.errorPages.values.contains(where: { $0[url] != nil }) else { return }
                     s.pages[url] = Page(headers: headers, body: body)
                     s.missing.remove(url)
                 }
@@ -103,7 +126,10 @@ final class ErrorPages: Sendable {
     }
 
     func stop() {
-        state.withLockedValue { $0.retry }?.cancel()
+        state.withLockedValue { s -> RepeatedTask? in
+            s.stopped = true
+            return s.retry
+        }?.cancel()
     }
 }
 
@@ -135,10 +161,11 @@ enum SimpleHTTPClient {
                 switch result {
                 case .success(let channel):
                     collector.send(parsed, on: channel)
-                    loop.scheduleTask(in: timeout) {
+                    let timer = loop.scheduleTask(in: timeout) {
                         collector.fail(Failure(description: "timed out"))
                         channel.close(promise: nil)
                     }
+                    promise.futureResult.whenComplete { _ in timer.cancel() }
                 case .failure(let error):
                     promise.fail(error)
                 }

@@ -56,18 +56,29 @@ public final class HTTPFrontend: Sendable {
         }
     }
 
+    /// The largest request line and headers taken; larger ones get 431.
+    static let maximumHeadSize = 64 * 1024
+
     static func addHTTPHandlers(to channel: any Channel, frontend: HTTPFrontend, isTLS: Bool) throws {
         let sync = channel.pipeline.syncOperations
-        let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
-        let encoder = HTTPResponseEncoder()
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderFieldSize = maximumHeadSize
+        limits.maxHeaderListSize = maximumHeadSize
+        // After an upgrade request the decoder stops; what follows is handed on as bytes.
+        let decoder = ByteToMessageHandler(
+            HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .drop, limitConfiguration: limits))
+        // The proxy frames answers itself: only it knows the request's
+        // method (no body for HEAD) and the client's version.
+        var encoding = HTTPResponseEncoder.Configuration()
+        encoding.automaticallySetFramingHeaders = false
+        let encoder = HTTPResponseEncoder(configuration: encoding)
         let pipelining = HTTPServerPipelineHandler()
-        let errors = HTTPServerProtocolErrorHandler()
         let proxy = HTTPProxyHandler(frontend: frontend, isTLS: isTLS)
-        proxy.codecHandlers = [encoder, decoder, pipelining, errors]
+        proxy.codecHandlers = [encoder, decoder, pipelining]
+        // Malformed requests (431, 400) are answered by the proxy handler.
         try sync.addHandler(encoder)
         try sync.addHandler(decoder)
         try sync.addHandler(pipelining)
-        try sync.addHandler(errors)
         try sync.addHandler(proxy)
     }
 
@@ -93,5 +104,12 @@ public final class HTTPFrontend: Sendable {
         for (_, pool) in pools {
             pool.loop.execute { pool.closeAll() }
         }
+    }
+
+    /// At shutdown: closes the idle backend connections and stops
+    /// fetching error pages.
+    public func shutdown() {
+        closeIdleBackends()
+        errorPages.stop()
     }
 }

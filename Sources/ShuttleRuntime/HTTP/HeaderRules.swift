@@ -35,7 +35,11 @@ enum HeaderRules {
     static func backendRequest(_ head: HTTPRequestHead, clientIP: String?, isTLS: Bool, requestID: String) -> HTTPRequestHead {
         var out = head
         let upgrade = isUpgrade(head)
+        let chunked = !head.headers["transfer-encoding"].isEmpty && head.headers["content-length"].isEmpty
         removeHopByHop(&out.headers, keepUpgrade: upgrade)
+        // The body is framed anew: chunked when its length is unknown (the
+        // encoder would send a GET's body unframed otherwise).
+        if chunked { out.headers.add(name: "Transfer-Encoding", value: "chunked") }
         if let clientIP {
             let prior = out.headers["x-forwarded-for"].joined(separator: ", ")
             out.headers.replaceOrAdd(name: "X-Forwarded-For", value: prior.isEmpty ? clientIP : "\(prior), \(clientIP)")
@@ -44,8 +48,7 @@ enum HeaderRules {
             out.headers.add(name: "X-Forwarded-Proto", value: isTLS ? "https" : "http")
         }
         out.headers.replaceOrAdd(name: "X-Request-Id", value: requestID)
-        // Bodies are framed anew towards the backend (chunked when the length
-        // is unknown); HTTP/1.0 clients are spoken to in 1.1 upstream.
+        // HTTP/1.0 clients are spoken for in 1.1 upstream, for keep-alive.
         if out.version.major == 1 && out.version.minor == 0 { out.version = .http1_1 }
         return out
     }
@@ -69,6 +72,27 @@ enum HeaderRules {
         out.headers.replaceOrAdd(name: "X-Request-Id", value: requestID)
         out.headers.replaceOrAdd(name: "X-Backend", value: backend)
         return out
+    }
+
+    /// Frames an answer for the client (the encoder is told to leave the
+    /// framing to us, as only we know the request's method): no body for
+    /// HEAD, 1xx, 204 and 304; the backend's `Content-Length` if it gave
+    /// one; else chunked for HTTP/1.1. Returns false when only the end of
+    /// the connection can end the body (an HTTP/1.0 client).
+    static func frameResponse(_ head: inout HTTPResponseHead, requestMethod: HTTPMethod) -> Bool {
+        let status = head.status.code
+        head.headers.remove(name: "transfer-encoding")
+        if (100..<200).contains(status) || status == 204 {
+            head.headers.remove(name: "content-length")
+            return true
+        }
+        if requestMethod == .HEAD || status == 304 { return true }
+        if !head.headers["content-length"].isEmpty { return true }
+        if head.version.major == 1 && head.version.minor >= 1 {
+            head.headers.add(name: "Transfer-Encoding", value: "chunked")
+            return true
+        }
+        return false
     }
 
     /// Methods safe to send twice (RFC 9110 9.2.2).

@@ -36,10 +36,11 @@ enum TLSClient {
                 switch result {
                 case .success(let channel):
                     collector.send(url, on: channel)
-                    loop.scheduleTask(in: timeout) {
+                    let timer = loop.scheduleTask(in: timeout) {
                         collector.fail(SimpleHTTPClient.Failure(description: "timed out"))
                         channel.close(promise: nil)
                     }
+                    promise.futureResult.whenComplete { _ in timer.cancel() }
                 case .failure(let error):
                     promise.fail(error)
                 }

@@ -13,10 +13,8 @@ final class ProxyHarness: Sendable {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
     let driver: Driver
 
-    init() {
-        var logger = Logger(label: "test")
-        logger.logLevel = ProcessInfo.processInfo.environment["TEST_LOG"] != nil ? .trace : .critical
-        driver = Driver(group: group, control: group.next(), logger: logger, stateFile: nil)
+    init(settings: ProxySettings = ProxySettings()) {
+        driver = Driver(group: group, control: group.next(), logger: testLogger(), stateFile: nil, settings: settings)
     }
 
     /// Applies a command and expects it to be applied.
@@ -50,6 +48,13 @@ final class ProxyHarness: Sendable {
         driver.stopHealthChecks()
         try? await group.shutdownGracefully()
     }
+}
+
+/// A logger that is quiet unless `TEST_LOG` is set.
+func testLogger() -> Logger {
+    var logger = Logger(label: "test")
+    logger.logLevel = ProcessInfo.processInfo.environment["TEST_LOG"] != nil ? .trace : .critical
+    return logger
 }
 
 enum HarnessError: Error {

@@ -1,0 +1,72 @@
+import Testing
+
+@testable import ShuttleModel
+
+@Suite("Routing HTTP requests")
+struct HTTPRequestTests {
+    func service(
+        _ name: String, hosts: [String], port: Int, configure: (inout ServiceConfig) -> Void = { _ in }
+    ) -> ServiceConfig {
+        var service = ServiceConfig(
+            name: name, address: "127.0.0.1:\(port)", virtualHosts: hosts,
+            backends: [BackendConfig(name: "a", address: "10.0.0.1:80")])
+        configure(&service)
+        return service
+    }
+
+    func request(_ harness: inout Harness, host: String?, uri: String = "/", isTLS: Bool = false, proto: String? = nil) -> [Action] {
+        let id = ConnectionID(harness.nextConnection)
+        harness.nextConnection += 1
+        return harness.send(.requestReceived(id, HTTPRequest(host: host, uri: uri, isTLS: isTLS, forwardedProto: proto)))
+    }
+
+    @Test("a missing or malformed Host is a bad request; an unknown one is not found")
+    func badAndUnknownHosts() {
+        var harness = Harness()
+        harness.apply(Config(services: [service("s", hosts: ["s.test"], port: 8001)]))
+        #expect(request(&harness, host: nil).answers.map(\.status) == [400])
+        #expect(request(&harness, host: "s.test:x").answers.map(\.status) == [400])
+        #expect(request(&harness, host: "other.test").answers == [.unknownHost("other.test")])
+        #expect(request(&harness, host: "S.TEST:80").targets.map(\.service) == ["s"])
+    }
+
+    @Test("a request's backend has a time limit for its answer even when server_timeout is unset")
+    func defaultServerTimeout() {
+        var harness = Harness()
+        harness.apply(Config(services: [
+            service("unset", hosts: ["u.test"], port: 8001),
+            service("set", hosts: ["s.test"], port: 8002) { $0.serverTimeout = 1500 },
+        ]))
+        #expect(request(&harness, host: "u.test").targets.map(\.serverTimeout) == [Defaults.httpServerTimeout])
+        #expect(request(&harness, host: "s.test").targets.map(\.serverTimeout) == [1500])
+        // TCP connections keep the config's value: 0 is none.
+        #expect(harness.connect("unset").1.targets.map(\.serverTimeout) == [0])
+    }
+
+    @Test("https-redirect from the service, the config's global field or the flag; never over TLS or X-Forwarded-Proto: https")
+    func redirects() {
+        var perService = Harness()
+        perService.apply(Config(services: [service("s", hosts: ["s.test"], port: 8001) { $0.httpsRedirect = true }]))
+        #expect(request(&perService, host: "s.test:8080", uri: "/a?b").answers == [.redirect(service: "s", location: "https://s.test/a?b")])
+        #expect(request(&perService, host: "s.test", isTLS: true).targets.count == 1)
+        #expect(request(&perService, host: "s.test", proto: "HTTPS").targets.count == 1)
+
+        var global = Harness()
+        global.apply(Config(httpsRedirect: true, services: [service("s", hosts: ["s.test"], port: 8001)]))
+        #expect(request(&global, host: "s.test").answers.map(\.status) == [301])
+
+        var flag = Harness(settings: ProxySettings(httpsRedirect: true, httpsPort: 8443))
+        flag.apply(Config(services: [service("s", hosts: ["s.test"], port: 8001)]))
+        #expect(request(&flag, host: "s.test", uri: "/x").answers == [.redirect(service: "s", location: "https://s.test:8443/x")])
+    }
+
+    @Test("maintenance mode answers 503 without a backend")
+    func maintenance() {
+        var harness = Harness()
+        harness.apply(Config(services: [service("m", hosts: ["m.test"], port: 8001) { $0.maintenanceMode = true }]))
+        let actions = request(&harness, host: "m.test")
+        #expect(actions.answers == [.maintenance(service: "m")])
+        #expect(actions.targets.isEmpty)
+        #expect(harness.registry.stats(service: "m")?.httpConnections == 1)
+    }
+}

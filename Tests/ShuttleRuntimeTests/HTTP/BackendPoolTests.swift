@@ -1,0 +1,79 @@
+import NIOCore
+import ShuttleModel
+import ShuttleRuntime
+import ShuttleTestSupport
+import Testing
+
+@Suite("HTTP virtual hosts: keep-alive connections to backends")
+struct BackendPoolTests {
+    @Test("many sequential requests reuse a few backend connections")
+    func reuse() async throws {
+        let harness = try await HTTPHarness.start()
+        let server = try await TestHTTPBackend.start(.named("a"), group: harness.group)
+        try await harness.apply([vhostService("p", hosts: ["p.test"], backends: [backend("a", server)])])
+        // On one client connection: one backend connection.
+        let connection = try await harness.connect()
+        for _ in 0..<30 { #expect(try await connection.request(host: "p.test").text == "a") }
+        await connection.close()
+        #expect(server.connections == 1)
+        // On a new client connection per request: at most one per event loop.
+        for _ in 0..<30 { #expect(try await harness.request(host: "p.test").text == "a") }
+        #expect(server.connections <= harness.group.makeIterator().reduce(0) { n, _ in n + 1 })
+        #expect(harness.stats("p")?.httpConnections == 60)
+        await server.close()
+        await harness.shutdown()
+    }
+
+    @Test("a backend that closes connections after answering causes no client errors")
+    func backendClosesIdleConnections() async throws {
+        let harness = try await HTTPHarness.start()
+        let server = try await TestHTTPBackend.start(.closeAfterResponse("a"), group: harness.group)
+        try await harness.apply([vhostService("c", hosts: ["c.test"], backends: [backend("a", server)])])
+        let connection = try await harness.connect()
+        for i in 0..<40 {
+            let response = try await connection.request(host: "c.test")
+            #expect(response.status == 200, "request \(i)")
+            #expect(response.text == "a")
+            if i % 4 == 0 { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(harness.stats("c")?.httpErrors == 0)
+        await connection.close()
+        await server.close()
+        await harness.shutdown()
+    }
+
+    @Test("an idempotent request that fails on a reused connection is retried once on a fresh one")
+    func retryOnReusedConnection() async throws {
+        let harness = try await HTTPHarness.start()
+        let server = try await TestHTTPBackend.start(.oneRequestPerConnection("a"), group: harness.group)
+        try await harness.apply([vhostService("r", hosts: ["r.test"], backends: [backend("a", server)])])
+        let connection = try await harness.connect()
+        for _ in 0..<5 {
+            #expect(try await connection.request(host: "r.test").text == "a")
+        }
+        // PUT is idempotent too, with a small body kept for the retry.
+        #expect(try await connection.request("PUT", "/x", host: "r.test", body: "again").text == "a")
+        #expect(harness.stats("r")?.httpErrors == 0)
+        #expect(server.connections >= 6)
+        await connection.close()
+        await server.close()
+        await harness.shutdown()
+    }
+
+    @Test("a POST that fails on a reused connection is not sent again: 502")
+    func noRetryForPost() async throws {
+        let harness = try await HTTPHarness.start()
+        let server = try await TestHTTPBackend.start(.oneRequestPerConnection("a"), group: harness.group)
+        try await harness.apply([vhostService("r", hosts: ["r.test"], backends: [backend("a", server)])])
+        let connection = try await harness.connect()
+        #expect(try await connection.request(host: "r.test").text == "a")
+        let response = try await connection.request("POST", "/order", host: "r.test", body: "once")
+        #expect(response.status == 502)
+        let posts = server.requests.filter { $0.method == .POST }
+        #expect(posts.count == 1)
+        #expect(harness.stats("r")?.httpErrors == 1)
+        await connection.close()
+        await server.close()
+        await harness.shutdown()
+    }
+}
