@@ -48,7 +48,7 @@ int main(int argc, char **argv) {
         for (int w = 0; w < window; w++) send(fds[i], payload, size, 0);
         heard[i] = start;
     }
-    long replies = 0, bytes = 0, sent = (long)flows * window, refills = 0;
+    long replies = 0, bytes = 0, sent = (long)flows * window, refills = 0, short_replies = 0;
     double end = start + seconds, last_check = start;
     struct epoll_event events[64];
     for (;;) {
@@ -63,6 +63,7 @@ int main(int argc, char **argv) {
                 if (r < 0) break; /* EAGAIN, or ECONNREFUSED before the backend is up */
                 replies++;
                 bytes += r;
+                if (r != size) short_replies++;
                 heard[i] = t;
                 if (send(fds[i], payload, size, 0) > 0) sent++;
             }
@@ -79,7 +80,7 @@ int main(int argc, char **argv) {
         }
     }
     double elapsed = now() - start;
-    printf("{\"replies_per_s\": %.1f, \"gbit_per_s\": %.4f, \"sent\": %ld, \"replies\": %ld, \"refills\": %ld, \"seconds\": %.3f}\n",
-           replies / elapsed, bytes * 8.0 / elapsed / 1e9, sent, replies, refills, elapsed);
+    printf("{\"replies_per_s\": %.1f, \"gbit_per_s\": %.4f, \"sent\": %ld, \"replies\": %ld, \"refills\": %ld, \"short\": %ld, \"seconds\": %.3f}\n",
+           replies / elapsed, bytes * 8.0 / elapsed / 1e9, sent, replies, refills, short_replies, elapsed);
     return 0;
 }
