@@ -90,6 +90,16 @@ public final class Driver: Sendable {
         }
     }
 
+    /// A new client connection (or UDP flow): `.clientConnected` without
+    /// the array of actions, for the data path.
+    public func place(_ connection: ConnectionID, listener: ListenerID, key: BalanceKey) -> Placement {
+        let placement = registry.withLockedValue { $0.place(connection, listener: listener, key: key) }
+        if let recorder {
+            recorder(.clientConnected(connection, listener: listener, key: key), [placement.action(for: connection)])
+        }
+        return placement
+    }
+
     /// Reads the model's state.
     public func read<T>(_ body: (Registry) -> T) -> T {
         registry.withLockedValue { body($0) }

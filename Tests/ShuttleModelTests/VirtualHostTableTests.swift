@@ -17,6 +17,23 @@ func routes(_ table: inout VirtualHostTable, _ host: String, times: Int = 1, up:
 }
 
 @Suite struct VirtualHostTableTests {
+    // The byte-wise fast path of a Host header gives what the full parse gives, for every short value.
+    @Test func theFastHostPathAgreesWithTheFullParse() {
+        let alphabet: [Character] = ["a", "Z", "0", ".", "-", ":", "[", "]", " ", "@", "\u{e9}"]
+        var values = [""]
+        var checked = 0
+        for _ in 1...4 {
+            values = values.flatMap { prefix in alphabet.map { prefix + String($0) } }
+            for value in values {
+                if let fast = VirtualHostName.plainLookupForm(value) {
+                    #expect(fast == VirtualHostName.parsedLookupForm(value), "\(value)")
+                    checked += 1
+                }
+            }
+        }
+        #expect(checked > 100)
+    }
+
     @Test func namesMatchWhateverTheirCase() {
         var table = VirtualHostTable(vhostConfig(["web": ["WWW.Example.com"]]))
         #expect(routes(&table, "www.example.com") == ["web"])

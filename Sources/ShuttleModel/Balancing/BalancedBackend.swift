@@ -37,6 +37,10 @@ public struct Balancer: Sendable {
 
     /// Orders the up backends for a new connection and advances the
     /// method's position (round robin's count, least connections' tie breaker).
+    /// Inside the module it is specialised for the registry's backends; the
+    /// plain `BackendLoad` of tests and benchmarks gets an exported
+    /// specialisation, so that callers outside measure the same code.
+    @_specialize(exported: true, where B == BackendLoad, R == SeededGenerator)
     public mutating func choose<B: BalancedBackend, R: RandomNumberGenerator>(
         _ method: Balance, _ backends: [B], key: BalanceKey, random: inout R, into order: inout [Int]
     ) {
@@ -50,6 +54,7 @@ public struct Balancer: Sendable {
 
     /// The same order without moving any position: for the fallbacks after
     /// a failed connect.
+    @_specialize(exported: true, where B == BackendLoad, R == SeededGenerator)
     public func peek<B: BalancedBackend, R: RandomNumberGenerator>(
         _ method: Balance, _ backends: [B], key: BalanceKey, random: inout R, into order: inout [Int]
     ) {
@@ -62,6 +67,7 @@ public struct Balancer: Sendable {
     }
 
     /// Called when the backend list changes (names, weights or order).
+    @_specialize(exported: true, where B == BackendLoad)
     public mutating func backendsChanged<B: BalancedBackend>(_ backends: [B]) {
         ring = HashRing(backends)
     }

@@ -73,11 +73,24 @@ public struct HashRing: Sendable, Equatable {
             if points[mid].point < hash { low = mid + 1 } else { high = mid }
         }
         var i = low == points.count ? 0 : low
+        // Backends already in `order`, as bits while there are few enough.
+        let useMask = backends.count <= UInt64.bitWidth
+        var seen: UInt64 = 0
         for _ in 0..<points.count {
             let backend = points[i].backend
-            if backend < backends.count && backends[backend].isUp && !order.contains(backend) {
-                order.append(backend)
-                if order.count == upCount { return }
+            if backend < backends.count && backends[backend].isUp {
+                let isNew: Bool
+                if useMask {
+                    let bit: UInt64 = 1 << UInt64(backend)
+                    isNew = seen & bit == 0
+                    seen |= bit
+                } else {
+                    isNew = !order.contains(backend)
+                }
+                if isNew {
+                    order.append(backend)
+                    if order.count == upCount { return }
+                }
             }
             i += 1
             if i == points.count { i = 0 }

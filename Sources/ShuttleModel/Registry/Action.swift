@@ -27,6 +27,23 @@ public enum Action: Equatable, Sendable {
     case backendHealthChanged(BackendID, service: String, backend: String, isUp: Bool)
 }
 
+/// Where a new client connection goes: the answer to `.clientConnected`,
+/// as `Registry.place` gives it without an array.
+public enum Placement: Equatable, Sendable {
+    /// Connect the client to this backend: `.connectBackend`.
+    case connect(BackendTarget)
+    /// No backend can take the client: `.closeClient`.
+    case close(CloseReason)
+
+    /// The action it stands for.
+    public func action(for connection: ConnectionID) -> Action {
+        switch self {
+        case .connect(let target): return .connectBackend(connection, target)
+        case .close(let reason): return .closeClient(connection, reason)
+        }
+    }
+}
+
 /// A listening socket for a service.
 public struct Listener: Equatable, Hashable, Sendable {
     public var id: ListenerID

@@ -112,8 +112,7 @@ extension Registry {
         let backend = state.backends[first]
         services[name]!.own.httpActive += 1
         connections[id] = ConnectionState(
-            service: name, generation: state.generation, key: request.key, backend: backend.id, tried: [backend.id],
-            isRequest: true)
+            service: name, generation: state.generation, key: request.key, backend: backend.id, isRequest: true)
         return [.connectBackend(id, state.target(backend, forRequest: true))]
     }
 

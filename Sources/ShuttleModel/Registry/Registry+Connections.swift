@@ -3,20 +3,30 @@
 /// and giving up when none is left. Both drivers only carry this out.
 extension Registry {
     mutating func clientConnected(_ connection: ConnectionID, listener: ListenerID, key: BalanceKey) -> [Action] {
-        guard let name = listeners[listener], var state = services[name] else {
-            return [.closeClient(connection, .noService)]
+        [place(connection, listener: listener, key: key).action(for: connection)]
+    }
+
+    /// A client connected to a listener (for UDP: a new flow's first
+    /// datagram): the same as handling `.clientConnected`, without the array
+    /// of actions, for the drivers' hot path. Allocates nothing but the
+    /// connection's entry.
+    public mutating func place(_ connection: ConnectionID, listener: ListenerID, key: BalanceKey) -> Placement {
+        guard let name = listeners[listener], let index = services.index(forKey: name) else {
+            return .close(.noService)
         }
-        state.balancer.choose(state.settings.balance, state.backends, key: key, random: &random, into: &order)
+        // The backend list is read while the balancer moves: a second
+        // reference to the same storage, not a copy.
+        let backends = services.values[index].backends
+        let method = services.values[index].settings.balance
+        services.values[index].balancer.choose(method, backends, key: key, random: &random, into: &order)
         guard let first = order.first else {
-            state.own.errors += 1
-            services[name] = state
-            return [.closeClient(connection, .noBackend(service: name))]
+            services.values[index].own.errors += 1
+            return .close(.noBackend(service: name))
         }
-        let backend = state.backends[first]
-        services[name] = state
+        let backend = backends[first]
         connections[connection] = ConnectionState(
-            service: name, generation: state.generation, key: key, backend: backend.id, tried: [backend.id])
-        return [.connectBackend(connection, state.target(backend))]
+            service: name, generation: services.values[index].generation, key: key, backend: backend.id)
+        return .connect(services.values[index].target(backend))
     }
 
     mutating func backendConnectFailed(_ connection: ConnectionID, reason: String) -> [Action] {
@@ -24,10 +34,10 @@ extension Registry {
         updateCounters(placing) { $0.errors += 1 }
         if let state = services[placing.service], state.generation == placing.generation {
             state.balancer.peek(state.settings.balance, state.backends, key: placing.key, random: &random, into: &order)
-            for index in order where !placing.tried.contains(state.backends[index].id) {
+            for index in order where !placing.tried(state.backends[index].id) {
                 let backend = state.backends[index]
+                placing.earlier.append(placing.backend)
                 placing.backend = backend.id
-                placing.tried.append(backend.id)
                 connections[connection] = placing
                 return [.connectBackend(connection, state.target(backend, forRequest: placing.isRequest))]
             }

@@ -102,8 +102,10 @@ public struct Registry: Sendable {
     /// or a TLS server name); nil when no virtual host matches.
     public mutating func routeVirtualHost(_ host: String) -> String? {
         guard let name = VirtualHostName.fromHostHeader(host) else { return nil }
-        let services = self.services
-        return virtualHosts.route(name) { services[$0]?.hasBackendUp ?? false }
+        let services = self.services  // a second reference: the table moves while this is read
+        return virtualHosts.route(name) { service in
+            services.index(forKey: service).map { services.values[$0].hasBackendUp } ?? false
+        }
     }
 }
 

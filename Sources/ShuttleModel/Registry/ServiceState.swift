@@ -124,10 +124,14 @@ struct ConnectionState: Sendable {
     var generation: UInt64
     var key: BalanceKey
     var backend: BackendID
-    /// Backends tried so far, the current one included.
-    var tried: [BackendID]
+    /// Backends tried before the current one: empty until a connect fails,
+    /// so that placing a connection allocates nothing here.
+    var earlier: [BackendID] = []
     /// Connected (TCP, UDP) or handed to a backend connection (HTTP).
     var established = false
     /// An HTTP request rather than a TCP connection or UDP flow.
     var isRequest = false
+
+    /// Whether `id` was tried for this connection, the current backend included.
+    func tried(_ id: BackendID) -> Bool { id == backend || earlier.contains(id) }
 }

@@ -15,6 +15,35 @@ public enum VirtualHostName {
         return nil
     }
 
+    /// The common `Host` header, read byte by byte: a lower-case ASCII name
+    /// without a final dot, perhaps with a numeric port. It is its own lookup
+    /// form (less the port); nil sends every other value the long way.
+    static func plainLookupForm(_ value: String) -> String? {
+        let bytes = value.utf8
+        var hostEnd = bytes.endIndex
+        var inPort = false
+        var last: UInt8 = 0
+        for index in bytes.indices {
+            let byte = bytes[index]
+            if inPort {
+                guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return nil }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: "_"):
+                last = byte
+            case UInt8(ascii: ":"):
+                inPort = true
+                hostEnd = index
+            default:
+                return nil
+            }
+        }
+        guard last != 0, last != UInt8(ascii: ".") else { return nil }
+        return inPort ? String(value[..<hostEnd]) : value
+    }
+
     /// The lookup form of a name from a config: lower case, no final dot.
     public static func normalize(_ name: String) -> String {
         var lower = name.lowercased()
@@ -25,6 +54,11 @@ public enum VirtualHostName {
     /// The lookup form of a `Host` header value: port stripped (also from
     /// `[v6]:port`), lower case, no final dot. Nil when it is malformed.
     public static func fromHostHeader(_ value: String) -> String? {
+        plainLookupForm(value) ?? parsedLookupForm(value)
+    }
+
+    /// `fromHostHeader` for any value, character by character.
+    static func parsedLookupForm(_ value: String) -> String? {
         var host = Substring(value.trimmingSpaces())
         if host.hasPrefix("[") {
             guard let close = host.firstIndex(of: "]") else { return nil }

@@ -36,7 +36,10 @@ final class TCPProxyConnection: @unchecked Sendable {  // confined to the client
         connection.clientSide.onReadComplete = { [weak connection] in connection?.reportIfDue() }
         client.closeFuture.whenComplete { _ in connection.clientDidClose() }
         let key = BalanceKey(client.remoteAddress?.ipAddress ?? "")
-        connection.carryOut(driver.send(.clientConnected(connection.id, listener: listener, key: key)))
+        switch driver.place(connection.id, listener: listener, key: key) {
+        case .connect(let target): connection.connect(target)
+        case .close(let reason): connection.closeWithoutBackend(reason)
+        }
     }
 
     private func carryOut(_ actions: [Action]) {
@@ -45,14 +48,18 @@ final class TCPProxyConnection: @unchecked Sendable {  // confined to the client
             case .connectBackend(let id, let target) where id == self.id:
                 connect(target)
             case .closeClient(let id, let reason) where id == self.id:
-                driver.logger.warning(
-                    "client closed without a backend",
-                    metadata: ["client": "\(client.remoteAddress.map(Driver.describe) ?? "?")", "reason": "\(reason)"])
-                client.close(promise: nil)
+                closeWithoutBackend(reason)
             default:
                 driver.perform(action)
             }
         }
+    }
+
+    private func closeWithoutBackend(_ reason: CloseReason) {
+        driver.logger.warning(
+            "client closed without a backend",
+            metadata: ["client": "\(client.remoteAddress.map(Driver.describe) ?? "?")", "reason": "\(reason)"])
+        client.close(promise: nil)
     }
 
     private func connect(_ target: BackendTarget) {
@@ -79,7 +86,7 @@ final class TCPProxyConnection: @unchecked Sendable {  // confined to the client
             bootstrap = bootstrap.connectTimeout(.milliseconds(Int64(target.connectTimeout)))
         }
         let started = NIODeadline.now()
-        bootstrap.connect(host: address.hostString, port: address.port).whenComplete { result in
+        bootstrap.connect(to: address).whenComplete { result in
             self.connecting = false
             switch result {
             case .success(let channel):
@@ -151,5 +158,22 @@ final class TCPProxyConnection: @unchecked Sendable {  // confined to the client
         reportBytes()
         driver.send(.connectionClosed(id))
         backend = nil
+    }
+}
+
+extension ClientBootstrap {
+    /// Connects to an IP address directly; only a host name goes through
+    /// the resolver (and happy eyeballs), which costs a connection far more
+    /// than the connect itself.
+    func connect(to address: HostPort) -> EventLoopFuture<any Channel> {
+        switch address.host {
+        case .ipv4(let ip), .ipv6(let ip):
+            if let socketAddress = try? SocketAddress(ipAddress: ip, port: address.port) {
+                return connect(to: socketAddress)
+            }
+        case .name, .any:
+            break
+        }
+        return connect(host: address.hostString, port: address.port)
     }
 }

@@ -13,6 +13,9 @@ enum UDPListener {
         let host = address.host == .any ? (listener.network == .udp6 ? "::" : "0.0.0.0") : address.hostString
         return DatagramBootstrap(group: driver.group)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelOption(.maxMessagesPerRead, value: UInt(UDPServiceHandler.readBatch))
+            .channelOption(.datagramVectorReadMessageCount, value: UDPServiceHandler.readBatch)
+            .channelOption(.recvAllocator, value: UDPServiceHandler.readAllocator)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
@@ -35,12 +38,25 @@ final class UDPServiceHandler: ChannelInboundHandler, @unchecked Sendable {  // 
     static let defaultFlowTimeout = TimeAmount.seconds(30)
     /// Datagrams held per flow while its backend socket is being set up.
     static let maximumQueued = 64
+    /// Datagrams read per system call (recvmmsg) and per wake-up.
+    static let readBatch = 16
+    /// The largest datagram relayed whole (longer ones are cut): SwiftNIO's
+    /// default for datagram channels.
+    static let maximumDatagram = 2048
+    /// One buffer per read batch, cut into `readBatch` datagrams.
+    static var readAllocator: FixedSizeRecvByteBufferAllocator {
+        FixedSizeRecvByteBufferAllocator(capacity: readBatch * maximumDatagram)
+    }
 
     let listener: ListenerID
     let driver: Driver
     var flows: [SocketAddress: UDPFlow] = [:]
     var context: ChannelHandlerContext?
     var sweeper: RepeatedTask?
+    /// Flows written to since the last read batch ended: flushed together.
+    var unflushed: [UDPFlow] = []
+    /// Replies written to clients and not yet flushed.
+    var repliesPending = false
 
     init(listener: ListenerID, driver: Driver) {
         self.listener = listener
@@ -76,12 +92,27 @@ final class UDPServiceHandler: ChannelInboundHandler, @unchecked Sendable {  // 
             flows[client] = flow
             flow.begin(listener: listener)
         }
-        flow.forward(envelope.data)
+        if flow.forward(envelope.data) { unflushed.append(flow) }
     }
 
-    /// Sends a backend's reply to the flow's client from the service's socket.
+    /// The read batch ended: each flow sends what it got in one flush.
+    func channelReadComplete(context: ChannelHandlerContext) {
+        for flow in unflushed { flow.flush() }
+        unflushed.removeAll(keepingCapacity: true)
+        context.fireChannelReadComplete()
+    }
+
+    /// Sends a backend's reply to the flow's client from the service's
+    /// socket; `flushReplies` sends what was written.
     func reply(_ data: ByteBuffer, to client: SocketAddress) {
-        context?.writeAndFlush(wrapOutboundOut(AddressedEnvelope(remoteAddress: client, data: data)), promise: nil)
+        context?.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: client, data: data)), promise: nil)
+        repliesPending = true
+    }
+
+    func flushReplies() {
+        guard repliesPending else { return }
+        repliesPending = false
+        context?.flush()
     }
 
     func remove(_ flow: UDPFlow) {
@@ -108,6 +139,8 @@ final class UDPFlow: @unchecked Sendable {  // confined to the service's event l
     var timeout = UDPServiceHandler.defaultFlowTimeout
     var ended = false
     var connecting = false
+    /// Datagrams written to the backend and not yet flushed.
+    var writesPending = false
     var sent = 0
     var received = 0
 
@@ -121,7 +154,10 @@ final class UDPFlow: @unchecked Sendable {  // confined to the service's event l
 
     func begin(listener: ListenerID) {
         let key = BalanceKey(client.ipAddress ?? "")
-        carryOut(driver.send(.clientConnected(id, listener: listener, key: key)))
+        switch driver.place(id, listener: listener, key: key) {
+        case .connect(let target): connect(target)
+        case .close(let reason): dropWithoutBackend(reason)
+        }
     }
 
     func carryOut(_ actions: [Action]) {
@@ -130,15 +166,18 @@ final class UDPFlow: @unchecked Sendable {  // confined to the service's event l
             case .connectBackend(let id, let target) where id == self.id:
                 connect(target)
             case .closeClient(let id, let reason) where id == self.id:
-                driver.logger.warning(
-                    "datagrams dropped: no backend", metadata: ["client": "\(client)", "reason": "\(reason)"])
-                ended = true
-                queued.removeAll()
-                service.remove(self)
+                dropWithoutBackend(reason)
             default:
                 driver.perform(action)
             }
         }
+    }
+
+    private func dropWithoutBackend(_ reason: CloseReason) {
+        driver.logger.warning("datagrams dropped: no backend", metadata: ["client": "\(client)", "reason": "\(reason)"])
+        ended = true
+        queued.removeAll()
+        service.remove(self)
     }
 
     func connect(_ target: BackendTarget) {
@@ -151,6 +190,9 @@ final class UDPFlow: @unchecked Sendable {  // confined to the service's event l
         if target.clientTimeout > 0 { timeout = .milliseconds(Int64(target.clientTimeout)) }
         connecting = true
         DatagramBootstrap(group: loop)
+            .channelOption(.maxMessagesPerRead, value: UInt(UDPServiceHandler.readBatch))
+            .channelOption(.datagramVectorReadMessageCount, value: UDPServiceHandler.readBatch)
+            .channelOption(.recvAllocator, value: UDPServiceHandler.readAllocator)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(UDPReplyHandler(flow: self))
@@ -168,9 +210,9 @@ final class UDPFlow: @unchecked Sendable {  // confined to the service's event l
                         return
                     }
                     self.backend = channel
-                    for datagram in self.queued { self.write(datagram) }
+                    for datagram in self.queued { self.write(datagram, to: channel) }
                     self.queued.removeAll()
-                    channel.flush()
+                    self.flush()
                 case .failure(let error):
                     if self.ended {
                         self.driver.send(.backendConnectFailed(self.id, reason: Driver.describe(error)))
@@ -182,20 +224,32 @@ final class UDPFlow: @unchecked Sendable {  // confined to the service's event l
             }
     }
 
-    func forward(_ datagram: ByteBuffer) {
-        guard !ended else { return }
+    /// Sends a client's datagram on, or holds it while the backend socket
+    /// is set up. True when it was written and the flow needs a flush.
+    func forward(_ datagram: ByteBuffer) -> Bool {
+        guard !ended else { return false }
         lastActive = NIODeadline.now()
-        if backend != nil {
-            write(datagram)
-            backend?.flush()
+        if let backend {
+            let first = !writesPending
+            write(datagram, to: backend)
+            return first
         } else if queued.count < UDPServiceHandler.maximumQueued {
             queued.append(datagram)
         }
+        return false
     }
 
-    private func write(_ datagram: ByteBuffer) {
+    /// The backend socket is connected: a plain buffer needs no address.
+    private func write(_ datagram: ByteBuffer, to backend: any Channel) {
         sent += datagram.readableBytes
-        backend?.write(AddressedEnvelope(remoteAddress: backend!.remoteAddress!, data: datagram), promise: nil)
+        writesPending = true
+        backend.write(datagram, promise: nil)
+    }
+
+    func flush() {
+        guard writesPending else { return }
+        writesPending = false
+        backend?.flush()
     }
 
     func backendReplied(_ datagram: ByteBuffer) {
@@ -236,6 +290,10 @@ final class UDPReplyHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         flow.backendReplied(unwrapInboundIn(data).data)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flow.service.flushReplies()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
