@@ -57,22 +57,38 @@ public struct HashRing: Sendable, Equatable {
         lhs.points.elementsEqual(rhs.points) { $0.point == $1.point && $0.backend == $1.backend }
     }
 
+    /// The backend for a new connection, nil when none is up: the owner of
+    /// the first point at or after the key's hash that is up, found by a
+    /// binary search and a walk that stops there.
+    public func choose<B: BalancedBackend>(_ backends: [B], key: BalanceKey) -> Int? {
+        guard !points.isEmpty else { return nil }
+        // None up would walk the whole ring for nothing.
+        var anyUp = false
+        for i in backends.indices where backends[i].isUp {
+            anyUp = true
+            break
+        }
+        guard anyUp else { return nil }
+        return points.withUnsafeBufferPointer { points in
+            var i = Self.start(of: key, in: points)
+            for _ in 0..<points.count {
+                let backend = points[i].backend
+                if backend < backends.count && backends[backend].isUp { return backend }
+                i += 1
+                if i == points.count { i = 0 }
+            }
+            return nil
+        }
+    }
+
     /// Every up backend in ring order from the key's position on.
-    public func choose<B: BalancedBackend>(_ backends: [B], key: BalanceKey, into order: inout [Int]) {
+    public func order<B: BalancedBackend>(_ backends: [B], key: BalanceKey, into order: inout [Int]) {
         order.removeAll(keepingCapacity: true)
         guard !points.isEmpty else { return }
         var upCount = 0
         for backend in backends where backend.isUp { upCount += 1 }
         guard upCount > 0 else { return }
-        let hash = StableHash.mix(key.value)
-        // First point at or after the hash.
-        var low = 0
-        var high = points.count
-        while low < high {
-            let mid = (low + high) / 2
-            if points[mid].point < hash { low = mid + 1 } else { high = mid }
-        }
-        var i = low == points.count ? 0 : low
+        var i = points.withUnsafeBufferPointer { Self.start(of: key, in: $0) }
         // Backends already in `order`, as bits while there are few enough.
         let useMask = backends.count <= UInt64.bitWidth
         var seen: UInt64 = 0
@@ -95,5 +111,19 @@ public struct HashRing: Sendable, Equatable {
             i += 1
             if i == points.count { i = 0 }
         }
+    }
+
+    /// The index of the first point at or after the key's hash (wrapping to
+    /// the first point); `points` is not empty.
+    @inline(__always)
+    static func start(of key: BalanceKey, in points: UnsafeBufferPointer<(point: UInt64, backend: Int)>) -> Int {
+        let hash = StableHash.mix(key.value)
+        var low = 0
+        var high = points.count
+        while low < high {
+            let mid = (low + high) / 2
+            if points[mid].point < hash { low = mid + 1 } else { high = mid }
+        }
+        return low == points.count ? 0 : low
     }
 }
