@@ -257,4 +257,33 @@ let balancerLives = generator { d -> ([BackendLoad], UInt64, [BalancerStep]) in
             }
         }
     }
+
+    // The ring's buckets find the same start as a binary search of the whole ring, for rings of any size.
+    @Test func theBucketsFindTheSameStartAsTheWholeRing() async {
+        let rings = generator { d -> ([BackendLoad], [UInt64]) in
+            // Up to 2 x 1000 x 64 points: past the largest number of buckets.
+            let weight = d.element([1, 3, 1000])
+            let backends = (0..<d.int(1...3)).map { BackendLoad(name: "b\($0)", weight: weight) }
+            return (backends, (0..<200).map { _ in UInt64(d.int(0...Int.max)) &* 2 &+ UInt64(d.int(0...1)) })
+        }
+        await propertyCheck(count: 30, input: rings) { backends, keys in
+            let ring = HashRing(backends)
+            let points = ring.points.map(\.point)
+            // Keys whose hash falls on a point or on a bucket's edge, too.
+            let hashes = keys.map { StableHash.mix($0) } + points.prefix(20) + [0, UInt64.max, 1 << ring.shift]
+            for hash in hashes {
+                let whole = points.firstIndex { $0 >= hash } ?? 0
+                let bucket = Int(hash >> ring.shift)
+                var low = ring.bounds[bucket]
+                let high = ring.bounds[bucket + 1]
+                while low < high && points[low] < hash { low += 1 }
+                #expect((low == points.count ? 0 : low) == whole, "hash \(hash) of \(points.count) points")
+            }
+            for key in keys.prefix(50) {
+                let start = ring.points.withUnsafeBufferPointer { ring.start(of: BalanceKey(key), in: $0) }
+                let hash = StableHash.mix(key)
+                #expect(start == (points.firstIndex { $0 >= hash } ?? 0), "key \(key) of \(points.count) points")
+            }
+        }
+    }
 }

@@ -40,6 +40,12 @@ public struct HashRing: Sendable, Equatable {
 
     /// Sorted by `point`.
     var points: [(point: UInt64, backend: Int)] = []
+    /// Where a search for a hash starts and ends: the points whose top bits
+    /// are `b` lie in `bounds[b]..<bounds[b + 1]`, so that a choice searches
+    /// a point or two instead of the whole ring. One bucket per point or so,
+    /// the hash's top `64 - shift` bits.
+    var bounds: [Int] = []
+    var shift: UInt64 = 64
 
     public init() {}
 
@@ -51,6 +57,16 @@ public struct HashRing: Sendable, Equatable {
             }
         }
         points.sort { $0.point < $1.point || ($0.point == $1.point && $0.backend < $1.backend) }
+        guard !points.isEmpty else { return }
+        let bits = min(16, UInt64(Int.bitWidth - points.count.leadingZeroBitCount))
+        shift = 64 - bits
+        bounds.reserveCapacity((1 << bits) + 1)
+        var i = 0
+        for bucket in 0..<(UInt64(1) << bits) {
+            while i < points.count && points[i].point >> shift < bucket { i += 1 }
+            bounds.append(i)
+        }
+        bounds.append(points.count)
     }
 
     public static func == (lhs: HashRing, rhs: HashRing) -> Bool {
@@ -70,7 +86,7 @@ public struct HashRing: Sendable, Equatable {
         }
         guard anyUp else { return nil }
         return points.withUnsafeBufferPointer { points in
-            var i = Self.start(of: key, in: points)
+            var i = start(of: key, in: points)
             for _ in 0..<points.count {
                 let backend = points[i].backend
                 if backend < backends.count && backends[backend].isUp { return backend }
@@ -88,7 +104,7 @@ public struct HashRing: Sendable, Equatable {
         var upCount = 0
         for backend in backends where backend.isUp { upCount += 1 }
         guard upCount > 0 else { return }
-        var i = points.withUnsafeBufferPointer { Self.start(of: key, in: $0) }
+        var i = points.withUnsafeBufferPointer { start(of: key, in: $0) }
         // Backends already in `order`, as bits while there are few enough.
         let useMask = backends.count <= UInt64.bitWidth
         var seen: UInt64 = 0
@@ -114,12 +130,14 @@ public struct HashRing: Sendable, Equatable {
     }
 
     /// The index of the first point at or after the key's hash (wrapping to
-    /// the first point); `points` is not empty.
+    /// the first point), searched for among the points of the hash's bucket;
+    /// `points` is this ring's, not empty.
     @inline(__always)
-    static func start(of key: BalanceKey, in points: UnsafeBufferPointer<(point: UInt64, backend: Int)>) -> Int {
+    func start(of key: BalanceKey, in points: UnsafeBufferPointer<(point: UInt64, backend: Int)>) -> Int {
         let hash = StableHash.mix(key.value)
-        var low = 0
-        var high = points.count
+        let bucket = Int(hash >> shift)
+        var low = bounds[bucket]
+        var high = bounds[bucket + 1]
         while low < high {
             let mid = (low + high) / 2
             if points[mid].point < hash { low = mid + 1 } else { high = mid }
