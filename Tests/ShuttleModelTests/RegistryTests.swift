@@ -405,7 +405,6 @@ extension Harness {
             var mirror = Balancer()
             mirror.backendsChanged(loads)
             var random = SeededGenerator(seed: c.seed)
-            var order: [Int] = []
             var open: [(ConnectionID, Int)] = []
             for step in c.steps {
                 if step < 35, !open.isEmpty {
@@ -415,9 +414,8 @@ extension Harness {
                     continue
                 }
                 let key = BalanceKey(UInt64(step))
-                mirror.choose(c.method, loads, key: key, random: &random, into: &order)
+                let expected = mirror.choose(c.method, loads, key: key, random: &random).map { loads[$0].name }
                 let (id, actions) = harness.connect("s", key: key)
-                let expected = order.first.map { loads[$0].name }
                 #expect(actions.targets.first?.name == expected, "\(c.method) loads \(loads)")
                 guard let name = actions.targets.first?.name, let index = loads.firstIndex(where: { $0.name == name }) else {
                     continue

@@ -25,9 +25,11 @@ public struct BackendLoad: BalancedBackend, Equatable, Sendable {
     }
 }
 
-/// The state of one service's balancing, whatever its method: each method
-/// writes every up backend, best first, into `order` (indices into the
-/// backend list), reusing its storage so that a choice allocates nothing.
+/// The state of one service's balancing, whatever its method. A new
+/// connection gets only the method's first choice, found without ordering
+/// the rest; the full order of fallbacks (indices into the backend list,
+/// best first) is worked out only after a failed connect, reusing the
+/// caller's storage so that neither allocates.
 public struct Balancer: Sendable {
     public var roundRobin = RoundRobin()
     public var leastConnections = LeastConnections()
@@ -35,25 +37,27 @@ public struct Balancer: Sendable {
 
     public init() {}
 
-    /// Orders the up backends for a new connection and advances the
-    /// method's position (round robin's count, least connections' tie breaker).
+    /// The backend for a new connection (an index into `backends`, nil when
+    /// none is up), advancing the method's position (round robin's count,
+    /// least connections' tie breaker). It is the first of the order the
+    /// method would give: `peek` before the move.
     /// Inside the module it is specialised for the registry's backends; the
     /// plain `BackendLoad` of tests and benchmarks gets an exported
     /// specialisation, so that callers outside measure the same code.
     @_specialize(exported: true, where B == BackendLoad, R == SeededGenerator)
     public mutating func choose<B: BalancedBackend, R: RandomNumberGenerator>(
-        _ method: Balance, _ backends: [B], key: BalanceKey, random: inout R, into order: inout [Int]
-    ) {
+        _ method: Balance, _ backends: [B], key: BalanceKey, random: inout R
+    ) -> Int? {
         switch method {
-        case .roundRobin: roundRobin.choose(backends, into: &order)
-        case .leastConnections: leastConnections.choose(backends, into: &order)
-        case .powerOfTwoChoices: PowerOfTwoChoices.choose(backends, random: &random, into: &order)
-        case .consistentHash: ring.choose(backends, key: key, into: &order)
+        case .roundRobin: roundRobin.choose(backends)
+        case .leastConnections: leastConnections.choose(backends)
+        case .powerOfTwoChoices: PowerOfTwoChoices.choose(backends, random: &random)
+        case .consistentHash: ring.choose(backends, key: key)
         }
     }
 
-    /// The same order without moving any position: for the fallbacks after
-    /// a failed connect.
+    /// Every up backend, best first, without moving any position: the
+    /// fallbacks after a failed connect (a rare path, so it may sort).
     @_specialize(exported: true, where B == BackendLoad, R == SeededGenerator)
     public func peek<B: BalancedBackend, R: RandomNumberGenerator>(
         _ method: Balance, _ backends: [B], key: BalanceKey, random: inout R, into order: inout [Int]
@@ -61,8 +65,8 @@ public struct Balancer: Sendable {
         switch method {
         case .roundRobin: roundRobin.peek(backends, into: &order)
         case .leastConnections: leastConnections.peek(backends, into: &order)
-        case .powerOfTwoChoices: PowerOfTwoChoices.choose(backends, random: &random, into: &order)
-        case .consistentHash: ring.choose(backends, key: key, into: &order)
+        case .powerOfTwoChoices: PowerOfTwoChoices.order(backends, random: &random, into: &order)
+        case .consistentHash: ring.order(backends, key: key, into: &order)
         }
     }
 
@@ -73,15 +77,14 @@ public struct Balancer: Sendable {
     }
 }
 
-/// Appends the up backends in rotation order starting at `start`, skipping
-/// `skip` (already placed first).
+/// Appends the up backends in rotation order starting at `start`.
 @inline(__always)
-func appendUp<B: BalancedBackend>(_ backends: [B], from start: Int, skip: Int, into order: inout [Int]) {
+func appendUp<B: BalancedBackend>(_ backends: [B], from start: Int, into order: inout [Int]) {
     let count = backends.count
     guard count > 0 else { return }
     var i = start % count
     for _ in 0..<count {
-        if i != skip && backends[i].isUp { order.append(i) }
+        if backends[i].isUp { order.append(i) }
         i += 1
         if i == count { i = 0 }
     }

@@ -40,6 +40,12 @@ public struct HashRing: Sendable, Equatable {
 
     /// Sorted by `point`.
     var points: [(point: UInt64, backend: Int)] = []
+    /// Where a search for a hash starts and ends: the points whose top bits
+    /// are `b` lie in `bounds[b]..<bounds[b + 1]`, so that a choice searches
+    /// a point or two instead of the whole ring. One bucket per point or so,
+    /// the hash's top `64 - shift` bits.
+    var bounds: [Int] = []
+    var shift: UInt64 = 64
 
     public init() {}
 
@@ -51,28 +57,54 @@ public struct HashRing: Sendable, Equatable {
             }
         }
         points.sort { $0.point < $1.point || ($0.point == $1.point && $0.backend < $1.backend) }
+        guard !points.isEmpty else { return }
+        let bits = min(16, UInt64(Int.bitWidth - points.count.leadingZeroBitCount))
+        shift = 64 - bits
+        bounds.reserveCapacity((1 << bits) + 1)
+        var i = 0
+        for bucket in 0..<(UInt64(1) << bits) {
+            while i < points.count && points[i].point >> shift < bucket { i += 1 }
+            bounds.append(i)
+        }
+        bounds.append(points.count)
     }
 
     public static func == (lhs: HashRing, rhs: HashRing) -> Bool {
         lhs.points.elementsEqual(rhs.points) { $0.point == $1.point && $0.backend == $1.backend }
     }
 
+    /// The backend for a new connection, nil when none is up: the owner of
+    /// the first point at or after the key's hash that is up, found by a
+    /// binary search and a walk that stops there.
+    public func choose<B: BalancedBackend>(_ backends: [B], key: BalanceKey) -> Int? {
+        guard !points.isEmpty else { return nil }
+        // None up would walk the whole ring for nothing.
+        var anyUp = false
+        for i in backends.indices where backends[i].isUp {
+            anyUp = true
+            break
+        }
+        guard anyUp else { return nil }
+        return points.withUnsafeBufferPointer { points in
+            var i = start(of: key, in: points)
+            for _ in 0..<points.count {
+                let backend = points[i].backend
+                if backend < backends.count && backends[backend].isUp { return backend }
+                i += 1
+                if i == points.count { i = 0 }
+            }
+            return nil
+        }
+    }
+
     /// Every up backend in ring order from the key's position on.
-    public func choose<B: BalancedBackend>(_ backends: [B], key: BalanceKey, into order: inout [Int]) {
+    public func order<B: BalancedBackend>(_ backends: [B], key: BalanceKey, into order: inout [Int]) {
         order.removeAll(keepingCapacity: true)
         guard !points.isEmpty else { return }
         var upCount = 0
         for backend in backends where backend.isUp { upCount += 1 }
         guard upCount > 0 else { return }
-        let hash = StableHash.mix(key.value)
-        // First point at or after the hash.
-        var low = 0
-        var high = points.count
-        while low < high {
-            let mid = (low + high) / 2
-            if points[mid].point < hash { low = mid + 1 } else { high = mid }
-        }
-        var i = low == points.count ? 0 : low
+        var i = points.withUnsafeBufferPointer { start(of: key, in: $0) }
         // Backends already in `order`, as bits while there are few enough.
         let useMask = backends.count <= UInt64.bitWidth
         var seen: UInt64 = 0
@@ -95,5 +127,21 @@ public struct HashRing: Sendable, Equatable {
             i += 1
             if i == points.count { i = 0 }
         }
+    }
+
+    /// The index of the first point at or after the key's hash (wrapping to
+    /// the first point), searched for among the points of the hash's bucket;
+    /// `points` is this ring's, not empty.
+    @inline(__always)
+    func start(of key: BalanceKey, in points: UnsafeBufferPointer<(point: UInt64, backend: Int)>) -> Int {
+        let hash = StableHash.mix(key.value)
+        let bucket = Int(hash >> shift)
+        var low = bounds[bucket]
+        var high = bounds[bucket + 1]
+        while low < high {
+            let mid = (low + high) / 2
+            if points[mid].point < hash { low = mid + 1 } else { high = mid }
+        }
+        return low == points.count ? 0 : low
     }
 }

@@ -15,32 +15,32 @@ public struct RoundRobin: Sendable, Equatable {
 
     public init() {}
 
-    public mutating func choose<B: BalancedBackend>(_ backends: [B], into order: inout [Int]) {
-        order.removeAll(keepingCapacity: true)
+    /// The backend for a new connection, nil when none is up.
+    public mutating func choose<B: BalancedBackend>(_ backends: [B]) -> Int? {
         let n = backends.count
-        guard n > 0 else { return }
+        guard n > 0 else { return nil }
         // The list may have shrunk since the last choice.
         if current >= n {
             current = 0
             count = 0
         }
         for _ in 0...n {
-            let backend = backends[current]
-            if backend.isUp && count < backend.weight {
+            if backends[current].isUp && count < backends[current].weight {
                 count += 1
-                order.append(current)
-                appendUp(backends, from: current + 1, skip: current, into: &order)
-                return
+                return current
             }
-            current = (current + 1) % n
+            current += 1
+            if current == n { current = 0 }
             count = 0
         }
+        return nil
     }
 
-    /// The rotation from the current backend on, without choosing.
+    /// The rotation from the current backend on, without choosing: after a
+    /// choice, the chosen backend and then the next up ones in list order.
     public func peek<B: BalancedBackend>(_ backends: [B], into order: inout [Int]) {
         order.removeAll(keepingCapacity: true)
         guard !backends.isEmpty else { return }
-        appendUp(backends, from: current < backends.count ? current : 0, skip: -1, into: &order)
+        appendUp(backends, from: current < backends.count ? current : 0, into: &order)
     }
 }

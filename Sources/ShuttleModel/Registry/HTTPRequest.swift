@@ -101,9 +101,10 @@ extension Registry {
             services[name]!.own.httpResponses.count(503)
             return [.answerRequest(id, .maintenance(service: name))]
         }
-        services[name]!.balancer.choose(
-            state.settings.balance, state.backends, key: request.key, random: &random, into: &order)
-        guard let first = order.first else {
+        guard
+            let first = services[name]!.balancer.choose(
+                state.settings.balance, state.backends, key: request.key, random: &random)
+        else {
             services[name]!.own.httpConnections += 1
             services[name]!.own.httpErrors += 1
             services[name]!.own.httpResponses.count(503)

@@ -18,8 +18,7 @@ extension Registry {
         // reference to the same storage, not a copy.
         let backends = services.values[index].backends
         let method = services.values[index].settings.balance
-        services.values[index].balancer.choose(method, backends, key: key, random: &random, into: &order)
-        guard let first = order.first else {
+        guard let first = services.values[index].balancer.choose(method, backends, key: key, random: &random) else {
             services.values[index].own.errors += 1
             return .close(.noBackend(service: name))
         }

@@ -21,7 +21,8 @@ public struct Registry: Sendable {
     var nextBackendID: UInt64 = 1
     var nextListenerID: UInt64 = 1
     var nextGeneration: UInt64 = 1
-    /// Reused by every choice, so that choosing allocates nothing.
+    /// The fallbacks after a failed connect, reused so that working them
+    /// out allocates nothing.
     var order: [Int] = []
 
     /// The command line's settings.
