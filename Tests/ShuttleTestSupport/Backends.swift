@@ -121,6 +121,8 @@ final class FloodHandler: ChannelInboundHandler {
 public enum TestUDPBackend {
     public static func start(name: String, group: any EventLoopGroup) async throws -> any Channel {
         try await DatagramBootstrap(group: group)
+            // Room for the largest datagram (SwiftNIO's default cuts at 2,048 bytes).
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(NamedUDPEcho(name: name))

@@ -40,12 +40,19 @@ final class UDPServiceHandler: ChannelInboundHandler, @unchecked Sendable {  // 
     static let maximumQueued = 64
     /// Datagrams read per system call (recvmmsg) and per wake-up.
     static let readBatch = 16
-    /// The largest datagram relayed whole (longer ones are cut): SwiftNIO's
-    /// default for datagram channels.
-    static let maximumDatagram = 2048
-    /// One buffer per read batch, cut into `readBatch` datagrams.
+    /// Room for the largest UDP datagram (65,507 bytes over IPv4, 65,527
+    /// over IPv6): none is cut. (SwiftNIO's default, 2,048, cut longer ones.)
+    static let maximumDatagram = 65_536
+    /// One buffer per read batch of the service's socket, cut into
+    /// `readBatch` datagrams; the pages the kernel does not write stay
+    /// untouched, and the buffer is reused once its datagrams are sent.
     static var readAllocator: FixedSizeRecvByteBufferAllocator {
         FixedSizeRecvByteBufferAllocator(capacity: readBatch * maximumDatagram)
+    }
+    /// A flow's own socket reads one datagram per system call into a
+    /// buffer of its own: a batch buffer per flow would hold 1 MiB each.
+    static var replyAllocator: FixedSizeRecvByteBufferAllocator {
+        FixedSizeRecvByteBufferAllocator(capacity: maximumDatagram)
     }
 
     let listener: ListenerID
@@ -191,8 +198,7 @@ final class UDPFlow: @unchecked Sendable {  // confined to the service's event l
         connecting = true
         DatagramBootstrap(group: loop)
             .channelOption(.maxMessagesPerRead, value: UInt(UDPServiceHandler.readBatch))
-            .channelOption(.datagramVectorReadMessageCount, value: UDPServiceHandler.readBatch)
-            .channelOption(.recvAllocator, value: UDPServiceHandler.readAllocator)
+            .channelOption(.recvAllocator, value: UDPServiceHandler.replyAllocator)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(UDPReplyHandler(flow: self))
@@ -234,7 +240,8 @@ final class UDPFlow: @unchecked Sendable {  // confined to the service's event l
             write(datagram, to: backend)
             return first
         } else if queued.count < UDPServiceHandler.maximumQueued {
-            queued.append(datagram)
+            // A copy of its own: the slice would hold the whole read batch's buffer.
+            queued.append(ByteBuffer(bytes: datagram.readableBytesView))
         }
         return false
     }
