@@ -1,11 +1,9 @@
-import Dispatch
 import Foundation
-import NIOConcurrencyHelpers
 
 /// The access log: one line per request in the original's logfmt
 /// (`id= method= client-ip= url= backend= status= duration= agent= err=`).
-/// Lines are handed to a queue of their own, so a slow standard error never
-/// stalls an event loop; past a backlog, lines are dropped and counted.
+/// Lines go through a `LogOutput`, so a slow standard error never stalls an
+/// event loop.
 public final class AccessLog: Sendable {
     public struct Entry: Sendable {
         public var id: String
@@ -19,44 +17,33 @@ public final class AccessLog: Sendable {
         public var error: String
     }
 
-    let queue = DispatchQueue(label: "shuttle.access-log")
-    let backlog = NIOLockedValueBox(0)
-    let dropped = NIOLockedValueBox(0)
-    let write: @Sendable (String) -> Void
+    /// Shared with the daemon's log lines by default, so that a single
+    /// writer keeps lines of both whole on standard error.
+    let output: LogOutput
     /// logfmt lines in text mode, one JSON object per line in json mode.
     let format: LogFormat
-    static let maximumBacklog = 10_000
 
-    /// Writes to standard error by default.
-    public init(
-        format: LogFormat = .text, write: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data($0.utf8)) }
-    ) {
+    public init(format: LogFormat = .text, output: LogOutput = .standardError) {
         self.format = format
-        self.write = write
+        self.output = output
     }
 
     public func log(_ entry: Entry) {
-        let accepted = backlog.withLockedValue { count -> Bool in
-            guard count < Self.maximumBacklog else { return false }
-            count += 1
-            return true
-        }
-        guard accepted else {
-            dropped.withLockedValue { $0 += 1 }
-            return
-        }
-        let line = format == .json ? Self.json(entry) : Self.format(entry)
-        queue.async {
-            self.write(line + "\n")
-            self.backlog.withLockedValue { $0 -= 1 }
-        }
+        output.write((format == .json ? Self.json(entry) : Self.format(entry)) + "\n")
     }
 
     /// Waits until every line handed over so far is written.
-    public func flush() { queue.sync {} }
+    public func flush() { output.flush() }
 
     static func format(_ e: Entry) -> String {
-        "id=\(e.id) method=\(e.method) client-ip=\(e.clientIP) url=\(quote(e.url)) backend=\(e.backend) status=\(e.status) duration=\(String(format: "%.6f", e.duration)) agent=\(quote(e.agent)) err=\(quote(e.error))"
+        "id=\(e.id) method=\(e.method) client-ip=\(e.clientIP) url=\(quote(e.url)) backend=\(e.backend) status=\(e.status) duration=\(seconds(e.duration)) agent=\(quote(e.agent)) err=\(quote(e.error))"
+    }
+
+    /// Seconds with six decimals (as `%.6f`), without Foundation's formatter.
+    static func seconds(_ value: Double) -> String {
+        let micros = Int64((max(0, value) * 1e6).rounded())
+        let fraction = String(micros % 1_000_000)
+        return "\(micros / 1_000_000)." + String(repeating: "0", count: 6 - fraction.count) + fraction
     }
 
     /// The entry as one JSON object, with the logfmt line's keys.
@@ -73,6 +60,11 @@ public final class AccessLog: Sendable {
     /// logfmt quoting: bare when safe (an empty value too: `err=`), else in
     /// double quotes with escapes.
     static func quote(_ value: String) -> String {
+        // ASCII without space, quote, '=' or line breaks: bare. (Checked on
+        // bytes; anything beyond ASCII takes the careful look below.)
+        if !value.utf8.contains(where: { $0 == 0x20 || $0 == 0x22 || $0 == 0x3D || (0x0A...0x0D).contains($0) || $0 >= 0x80 }) {
+            return value
+        }
         if !value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline }) {
             return value
         }

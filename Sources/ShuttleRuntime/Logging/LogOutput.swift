@@ -10,39 +10,63 @@ public enum LogFormat: String, Sendable, CaseIterable {
 }
 
 /// Where log lines go: standard error, written by a queue of its own so
-/// that a slow reader of standard error never stalls an event loop. Past a
-/// backlog, lines are dropped and the drop is reported once it clears.
+/// that a slow reader of standard error never stalls an event loop. Lines
+/// handed over while the queue is busy are gathered and written together:
+/// under load one system call (and one wake-up of the queue) carries many
+/// lines, not one each. Past a backlog, lines are dropped and the drop is
+/// reported once it clears.
 public final class LogOutput: Sendable {
     public static let standardError = LogOutput { FileHandle.standardError.write(Data($0.utf8)) }
 
     let queue = DispatchQueue(label: "shuttle.log-output")
-    let state = NIOLockedValueBox((backlog: 0, dropped: 0))
+    let state = NIOLockedValueBox(Pending())
     let sink: @Sendable (String) -> Void
     static let maximumBacklog = 10_000
 
+    struct Pending {
+        /// Lines not yet written, each with its newline.
+        var text = ""
+        var lines = 0
+        var dropped = 0
+        /// A drain is queued or running: new lines join it.
+        var draining = false
+    }
+
+    /// `sink` gets one or more whole lines at a time.
     public init(sink: @escaping @Sendable (String) -> Void) {
         self.sink = sink
     }
 
     /// Hands over one line (with its newline).
     public func write(_ line: String) {
-        let accepted = state.withLockedValue { s -> Bool in
-            guard s.backlog < Self.maximumBacklog else {
+        let startDrain = state.withLockedValue { s -> Bool in
+            guard s.lines < Self.maximumBacklog else {
                 s.dropped += 1
                 return false
             }
-            s.backlog += 1
+            s.text += line
+            s.lines += 1
+            guard !s.draining else { return false }
+            s.draining = true
             return true
         }
-        guard accepted else { return }
-        queue.async {
-            self.sink(line)
-            let dropped = self.state.withLockedValue { s -> Int in
-                s.backlog -= 1
-                defer { s.dropped = 0 }
-                return s.backlog == 0 ? s.dropped : 0
+        if startDrain { queue.async { self.drain() } }
+    }
+
+    /// Writes what is pending until nothing is.
+    private func drain() {
+        while true {
+            let (text, dropped) = state.withLockedValue { s -> (String, Int) in
+                guard s.lines > 0 || s.dropped > 0 else {
+                    s.draining = false
+                    return ("", 0)
+                }
+                defer { s = Pending(draining: true) }
+                return (s.text, s.dropped)
             }
-            if dropped > 0 { self.sink("shuttle: \(dropped) log lines dropped while standard error was slow\n") }
+            if text.isEmpty && dropped == 0 { return }
+            if !text.isEmpty { sink(text) }
+            if dropped > 0 { sink("shuttle: \(dropped) log lines dropped while standard error was slow\n") }
         }
     }
 

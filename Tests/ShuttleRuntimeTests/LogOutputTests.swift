@@ -1,0 +1,67 @@
+import Foundation
+import NIOConcurrencyHelpers
+@testable import ShuttleRuntime
+import ShuttleTestSupport
+import Testing
+
+@Suite("Log output: lines gathered and written by one writer")
+struct LogOutputTests {
+    @Test("lines from many threads all arrive, whole and in each writer's order")
+    func everyLineArrivesWhole() async throws {
+        let received = NIOLockedValueBox<[String]>([])
+        let writes = NIOLockedValueBox(0)
+        let output = LogOutput { text in
+            #expect(text.hasSuffix("\n"), "the sink gets whole lines only")
+            writes.withLockedValue { $0 += 1 }
+            received.withLockedValue { $0.append(contentsOf: text.split(separator: "\n").map(String.init)) }
+        }
+        let writers = 4
+        let perWriter = 2_000  // below the backlog, so none is dropped
+        await withTaskGroup(of: Void.self) { group in
+            for writer in 0..<writers {
+                group.addTask {
+                    for i in 0..<perWriter { output.write("writer=\(writer) line=\(i)\n") }
+                }
+            }
+        }
+        output.flush()
+        let lines = received.withLockedValue { $0 }
+        #expect(lines.count == writers * perWriter)
+        for writer in 0..<writers {
+            let own = lines.filter { $0.hasPrefix("writer=\(writer) ") }
+            #expect(own == (0..<perWriter).map { "writer=\(writer) line=\($0)" })
+        }
+        #expect(writes.withLockedValue { $0 } <= lines.count)
+    }
+
+    @Test("past the backlog, lines are dropped and the drop is reported")
+    func dropsPastTheBacklog() async throws {
+        let gate = NIOLockedValueBox(false)
+        let received = NIOLockedValueBox<[String]>([])
+        let output = LogOutput { text in
+            // The first write blocks until the test has overfilled the backlog.
+            while !gate.withLockedValue({ $0 }) { usleep(1_000) }
+            received.withLockedValue { $0.append(contentsOf: text.split(separator: "\n").map(String.init)) }
+        }
+        output.write("first\n")
+        // Wait until the drain has taken "first" and is stuck in the sink.
+        #expect(await eventually { output.state.withLockedValue { $0.lines == 0 && $0.draining } })
+        let extra = 5
+        for i in 0..<(LogOutput.maximumBacklog + extra) { output.write("line \(i)\n") }
+        gate.withLockedValue { $0 = true }
+        output.flush()
+        let lines = received.withLockedValue { $0 }
+        #expect(lines.first == "first")
+        #expect(lines.filter { $0.hasPrefix("line ") }.count == LogOutput.maximumBacklog)
+        #expect(lines.last == "shuttle: \(extra) log lines dropped while standard error was slow")
+    }
+
+    @Test("access log durations have six decimals, as the original's %.6f")
+    func durations() {
+        #expect(AccessLog.seconds(0) == "0.000000")
+        #expect(AccessLog.seconds(1.5) == "1.500000")
+        #expect(AccessLog.seconds(0.000_001_6) == "0.000002")
+        #expect(AccessLog.seconds(12.345_678) == "12.345678")
+        #expect(AccessLog.seconds(3_600.25) == "3600.250000")
+    }
+}
