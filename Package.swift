@@ -78,6 +78,7 @@ let package = Package(
             dependencies: [
                 "ShuttleModel", "ShuttleRuntime", "ShuttleTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]

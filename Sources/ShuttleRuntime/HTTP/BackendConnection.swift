@@ -9,6 +9,8 @@ protocol BackendConnectionDelegate: AnyObject {
     /// The connection failed or closed; `error` is nil for a clean close.
     func backendClosed(_ connection: BackendConnection, error: (any Error)?)
     func backendWritabilityChanged(_ connection: BackendConnection)
+    /// A read from the backend ended: time to flush what it brought.
+    func backendReadComplete(_ connection: BackendConnection)
 }
 
 /// One keep-alive HTTP/1.1 connection to a backend, on the event loop of
@@ -33,7 +35,8 @@ final class BackendConnection: ChannelDuplexHandler, RemovableChannelHandler, @u
     /// Set when the backend said the connection ends after this answer, or
     /// the connection cannot carry another request.
     var closeAfterResponse = false
-    var idleTimer: Scheduled<Void>?
+    /// When it was last put back in its pool.
+    var idleSince = NIODeadline.now()
     private(set) var isClosed = false
     /// The HTTP codec handlers, removed when the connection is upgraded.
     var codecHandlers: [any RemovableChannelHandler] = []
@@ -118,9 +121,13 @@ final class BackendConnection: ChannelDuplexHandler, RemovableChannelHandler, @u
         delegate.backend(self, received: part)
     }
 
+    func channelReadComplete(context: ChannelHandlerContext) {
+        delegate?.backendReadComplete(self)
+        context.fireChannelReadComplete()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         isClosed = true
-        idleTimer?.cancel()
         delegate?.backendClosed(self, error: nil)
         context.fireChannelInactive()
     }

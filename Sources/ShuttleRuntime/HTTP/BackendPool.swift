@@ -6,24 +6,27 @@ import ShuttleModel
 /// never reused for its successor). Bounded per backend; an idle
 /// connection is closed after a while, and one the backend closed is
 /// dropped rather than used.
-final class BackendPool: @unchecked Sendable {  // each pool is used on its own event loop only
+public final class BackendPool: @unchecked Sendable {  // each pool is used on its own event loop only
     /// Idle connections kept per backend.
     static let maximumIdle = 32
-    /// An idle connection is closed after this long.
-    static let idleTimeout = TimeAmount.seconds(60)
+    /// An idle connection is closed after this long (and at most a quarter
+    /// of it more: idle connections are swept, not timed one by one, so
+    /// that taking and returning one costs no timer).
+    public static let idleTimeout = TimeAmount.seconds(60)
 
     let loop: any EventLoop
+    let idleTimeout: TimeAmount
     private var idle: [BackendID: [BackendConnection]] = [:]
+    private var sweeper: RepeatedTask?
 
-    init(loop: any EventLoop) {
+    init(loop: any EventLoop, idleTimeout: TimeAmount = BackendPool.idleTimeout) {
         self.loop = loop
+        self.idleTimeout = idleTimeout
     }
 
     /// An idle connection to `backend` that is still open, if any.
     func take(_ backend: BackendID) -> BackendConnection? {
         while let connection = idle[backend]?.popLast() {
-            connection.idleTimer?.cancel()
-            connection.idleTimer = nil
             if connection.isUsable { return connection }
             connection.close()
         }
@@ -38,27 +41,54 @@ final class BackendPool: @unchecked Sendable {  // each pool is used on its own 
             connection.close()
             return
         }
-        var list = idle[connection.backend, default: []]
-        list.removeAll { !$0.isUsable }
-        guard list.count < Self.maximumIdle else {
-            connection.close()
-            return
-        }
         let backend = connection.backend
-        connection.idleTimer = loop.scheduleTask(in: Self.idleTimeout) { [weak self, weak connection] in
-            guard let self, let connection else { return }
-            self.idle[backend]?.removeAll { $0 === connection }
-            connection.close()
+        if idle[backend, default: []].count >= Self.maximumIdle {
+            idle[backend, default: []].removeAll { !$0.isUsable }
+            guard idle[backend, default: []].count < Self.maximumIdle else {
+                connection.close()
+                return
+            }
         }
-        list.append(connection)
-        idle[backend] = list
+        connection.idleSince = .now()
+        idle[backend, default: []].append(connection)
+        if sweeper == nil {
+            let interval = TimeAmount.nanoseconds(max(1_000_000, idleTimeout.nanoseconds / 4))
+            sweeper = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] _ in
+                self?.sweep()
+            }
+        }
         // It reads on while idle, so that a close by the backend is seen.
         connection.resumeReading()
     }
 
+    /// Closes the connections idle for `idleTimeout` or closed by their backend.
+    func sweep() {
+        let now = NIODeadline.now()
+        for backend in Array(idle.keys) {
+            var expired: [BackendConnection] = []
+            idle[backend]?.removeAll { connection in
+                guard !connection.isUsable || now - connection.idleSince >= idleTimeout else { return false }
+                expired.append(connection)
+                return true
+            }
+            if idle[backend]?.isEmpty == true { idle[backend] = nil }
+            for connection in expired { connection.close() }
+        }
+        if idle.isEmpty {
+            sweeper?.cancel()
+            sweeper = nil
+        }
+    }
+
+    /// Idle connections kept now, for tests.
+    var idleCount: Int { idle.values.reduce(0) { $0 + $1.count } }
+
     /// Closes every idle connection (at shutdown).
     func closeAll() {
-        for list in idle.values { for connection in list { connection.close() } }
+        sweeper?.cancel()
+        sweeper = nil
+        let all = idle.values.flatMap { $0 }
         idle.removeAll()
+        for connection in all { connection.close() }
     }
 }

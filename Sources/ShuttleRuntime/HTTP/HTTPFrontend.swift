@@ -11,24 +11,52 @@ public final class HTTPFrontend: Sendable {
     let driver: Driver
     let errorPages: ErrorPages
     let accessLog: AccessLog
-    /// One pool per event loop of the data plane, built once: lookups need no lock.
-    let pools: [ObjectIdentifier: BackendPool]
+    /// What each event loop of the data plane keeps to itself, built once:
+    /// lookups need no lock.
+    let loops: [ObjectIdentifier: LoopState]
 
-    public init(driver: Driver, accessLog: AccessLog) {
+    /// One event loop's backend pool and request-id generator.
+    final class LoopState: @unchecked Sendable {  // used on its own event loop only
+        let pool: BackendPool
+        /// Request ids need to be unlikely to repeat, not secret: a generator
+        /// seeded once costs no system call per request.
+        var requestIDs: SeededGenerator
+
+        init(loop: any EventLoop, backendIdleTimeout: TimeAmount) {
+            pool = BackendPool(loop: loop, idleTimeout: backendIdleTimeout)
+            var system = SystemRandomNumberGenerator()
+            requestIDs = SeededGenerator(seed: system.next())
+        }
+    }
+
+    /// `backendIdleTimeout`: how long an idle keep-alive connection to a
+    /// backend is kept for the next request.
+    public init(driver: Driver, accessLog: AccessLog, backendIdleTimeout: TimeAmount = BackendPool.idleTimeout) {
         self.driver = driver
         self.accessLog = accessLog
         errorPages = ErrorPages(driver: driver)
-        var pools: [ObjectIdentifier: BackendPool] = [:]
+        var loops: [ObjectIdentifier: LoopState] = [:]
         for loop in driver.group.makeIterator() {
-            pools[ObjectIdentifier(loop)] = BackendPool(loop: loop)
+            loops[ObjectIdentifier(loop)] = LoopState(loop: loop, backendIdleTimeout: backendIdleTimeout)
         }
-        self.pools = pools
+        self.loops = loops
         let pages = errorPages
         driver.observeConfig { pages.update($0) }
     }
 
     func pool(for loop: any EventLoop) -> BackendPool? {
-        pools[ObjectIdentifier(loop)]
+        loops[ObjectIdentifier(loop)]?.pool
+    }
+
+    /// A request id for `head` (see `HeaderRules.requestID`), drawn on `loop`.
+    func requestID(for head: HTTPRequestHead, on loop: any EventLoop) -> String {
+        let random: UInt64
+        if let state = loops[ObjectIdentifier(loop)] {
+            random = state.requestIDs.next()
+        } else {
+            random = UInt64.random(in: .min ... .max)
+        }
+        return HeaderRules.requestID(for: head, random: random)
     }
 
     /// Binds a plain HTTP virtual-host listener.
@@ -101,7 +129,8 @@ public final class HTTPFrontend: Sendable {
 
     /// Closes the idle backend connections of every pool.
     public func closeIdleBackends() {
-        for (_, pool) in pools {
+        for state in loops.values {
+            let pool = state.pool
             pool.loop.execute { pool.closeAll() }
         }
     }

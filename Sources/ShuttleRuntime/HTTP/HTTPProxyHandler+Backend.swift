@@ -66,7 +66,10 @@ extension HTTPProxyHandler: BackendConnectionDelegate {
         let waiting = exchange.waiting
         exchange.waiting.removeAll()
         for part in waiting { send(part, in: exchange) }
-        connection.flush()
+        // While the client's head is being read, the rest of the request
+        // (its end or first body part) follows in the same read and flushes
+        // it all in one write; a client waiting for 100 Continue needs the head now.
+        if !deliveringHead || exchange.expectsContinue || exchange.requestEnded { connection.flush() }
         connection.resumeReading()
         if exchange.requestEnded || exchange.expectsContinue { startResponseTimer(exchange) }
         resumeClient()
@@ -149,7 +152,9 @@ extension HTTPProxyHandler: BackendConnectionDelegate {
         case .body(let body):
             exchange.bytesReceived += body.readableBytes
             if exchange.replacingPage == nil {
-                context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+                // Flushed when the backend's read ends (or with the answer's end).
+                context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+                clientFlushPending = true
             }
         case .end(let trailers):
             if exchange.asksUpgrade && exchange.responseHead?.status == .switchingProtocols {
@@ -178,7 +183,8 @@ extension HTTPProxyHandler: BackendConnectionDelegate {
         if !delimited || (exchange.asksUpgrade && !upgrading) { exchange.keepAlive = false }
         if !exchange.keepAlive && !upgrading { out.headers.replaceOrAdd(name: "Connection", value: "close") }
         exchange.responseStarted = true
-        context.writeAndFlush(wrapOutboundOut(.head(out)), promise: nil)
+        context.write(wrapOutboundOut(.head(out)), promise: nil)
+        clientFlushPending = true
     }
 
     func backendClosed(_ connection: BackendConnection, error: (any Error)?) {
@@ -210,6 +216,13 @@ extension HTTPProxyHandler: BackendConnectionDelegate {
             closing = true
             context.close(promise: nil)
         }
+    }
+
+    /// The backend's read ended: what it brought goes to the client in one write.
+    func backendReadComplete(_ connection: BackendConnection) {
+        guard clientFlushPending, exchange?.backend === connection else { return }
+        clientFlushPending = false
+        context.flush()
     }
 
     func backendWritabilityChanged(_ connection: BackendConnection) {

@@ -11,15 +11,37 @@ enum HeaderRules {
 
     /// Removes the hop-by-hop headers, and those that `Connection` names.
     /// An upgrade (WebSocket) keeps `Connection: upgrade` and `Upgrade`.
+    /// One pass finds what is there (usually `Connection` alone, or nothing),
+    /// so that only those names are removed.
     static func removeHopByHop(_ headers: inout HTTPHeaders, keepUpgrade: Bool) {
-        var named: Set<String> = []
-        for value in headers[canonicalForm: "connection"] { named.insert(value.lowercased()) }
-        let upgrade = headers["upgrade"]
-        for name in named where !hopByHop.contains(name) { headers.remove(name: name) }
-        for name in hopByHop { headers.remove(name: name) }
-        if keepUpgrade, let protocolName = upgrade.first {
+        var found: [String] = []
+        var upgrade: String?
+        for (name, value) in headers where mayBeHopByHop(name) {
+            let lowered = name.lowercased()
+            guard hopByHop.contains(lowered) else { continue }
+            if !found.contains(lowered) { found.append(lowered) }
+            if lowered == "upgrade", upgrade == nil { upgrade = value }
+            if lowered == "connection" {
+                for token in value.split(separator: ",") {
+                    let named = token.trimmingSpaces().lowercased()
+                    if !named.isEmpty && !found.contains(named) { found.append(named) }
+                }
+            }
+        }
+        guard !found.isEmpty else { return }
+        for name in found { headers.remove(name: name) }
+        if keepUpgrade, let protocolName = upgrade {
             headers.replaceOrAdd(name: "Connection", value: "upgrade")
             headers.replaceOrAdd(name: "Upgrade", value: protocolName)
+        }
+    }
+
+    /// The lengths of the hop-by-hop names: a cheap test before lowercasing.
+    @inline(__always)
+    private static func mayBeHopByHop(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 2, 7, 10, 16, 17, 18, 19: return true
+        default: return false
         }
     }
 
@@ -55,10 +77,23 @@ enum HeaderRules {
 
     /// The request id: a new 16-hex-digit id, prefixed to any the client sent
     /// (`NEW.OLD`).
-    static func requestID(for head: HTTPRequestHead) -> String {
-        let fresh = String(UInt64.random(in: .min ... .max), radix: 16).leftPadded(to: 16)
-        if let old = head.headers["x-request-id"].first, !old.isEmpty { return "\(fresh).\(old)" }
+    static func requestID(for head: HTTPRequestHead, random: UInt64) -> String {
+        let fresh = hex16(random)
+        if let old = head.headers.first(name: "x-request-id"), !old.isEmpty { return "\(fresh).\(old)" }
         return fresh
+    }
+
+    /// 16 lower-case hex digits, zero-padded.
+    static func hex16(_ value: UInt64) -> String {
+        String(unsafeUninitializedCapacity: 16) { buffer in
+            let digits: StaticString = "0123456789abcdef"
+            var rest = value
+            for i in stride(from: 15, through: 0, by: -1) {
+                buffer[i] = digits.utf8Start[Int(rest & 0xf)]
+                rest >>= 4
+            }
+            return 16
+        }
     }
 
     /// The response as the client gets it: in the client's HTTP version,
@@ -104,8 +139,13 @@ enum HeaderRules {
     }
 }
 
-extension String {
-    func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
+
+extension Substring {
+    /// Without the spaces and tabs at either end (HTTP's optional whitespace).
+    func trimmingSpaces() -> Substring {
+        var out = self
+        while out.first == " " || out.first == "\t" { out.removeFirst() }
+        while out.last == " " || out.last == "\t" { out.removeLast() }
+        return out
     }
 }

@@ -41,16 +41,35 @@ public final class ShuttleMetrics: Sendable {
 
     /// How long a backend took to accept a connection.
     public func recordConnect(service: String, backend: String, nanoseconds: Int64) {
-        Timer(
-            label: "shuttle_backend_connect_duration_seconds", dimensions: [("service", service), ("backend", backend)],
-            factory: factory
-        ).recordNanoseconds(nanoseconds)
+        timer(TimerKey(name: "shuttle_backend_connect_duration_seconds", service: service, backend: backend))
+            .recordNanoseconds(nanoseconds)
     }
 
     /// How long an HTTP request took, from its head to the end of its answer.
     public func recordRequest(service: String, nanoseconds: Int64) {
-        Timer(label: "shuttle_http_request_duration_seconds", dimensions: [("service", service)], factory: factory)
+        timer(TimerKey(name: "shuttle_http_request_duration_seconds", service: service, backend: nil))
             .recordNanoseconds(nanoseconds)
+    }
+
+    /// Timers are made once per name and labels and kept: making one looks
+    /// it up in the registry (labels compared, arrays allocated), too much
+    /// for every request. The registry keeps timers of removed services too,
+    /// so a kept one is never stale.
+    private let timers = NIOLockedValueBox<[TimerKey: CoreMetrics.Timer]>([:])
+
+    struct TimerKey: Hashable {
+        var name: String
+        var service: String
+        var backend: String?
+    }
+
+    private func timer(_ key: TimerKey) -> CoreMetrics.Timer {
+        if let timer = timers.withLockedValue({ $0[key] }) { return timer }
+        var dimensions = [("service", key.service)]
+        if let backend = key.backend { dimensions.append(("backend", backend)) }
+        let timer = CoreMetrics.Timer(label: key.name, dimensions: dimensions, factory: factory)
+        timers.withLockedValue { $0[key] = timer }
+        return timer
     }
 
     // MARK: Scrape

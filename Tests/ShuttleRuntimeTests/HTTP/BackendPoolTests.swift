@@ -1,6 +1,6 @@
 import NIOCore
 import ShuttleModel
-import ShuttleRuntime
+@testable import ShuttleRuntime
 import ShuttleTestSupport
 import Testing
 
@@ -73,6 +73,28 @@ struct BackendPoolTests {
         #expect(posts.count == 1)
         #expect(harness.stats("r")?.httpErrors == 1)
         await connection.close()
+        await server.close()
+        await harness.shutdown()
+    }
+
+    @Test("an idle backend connection is closed after the pool's idle timeout, and the next request connects anew")
+    func idleConnectionsAreSwept() async throws {
+        let harness = try await HTTPHarness.start(backendIdleTimeout: .milliseconds(300))
+        let server = try await TestHTTPBackend.start(.named("a"), group: harness.group)
+        try await harness.apply([vhostService("i", hosts: ["i.test"], backends: [backend("a", server)])])
+        func idle() async -> Int {
+            var total = 0
+            for loop in harness.group.makeIterator() {
+                let pool = harness.frontend.pool(for: loop)
+                total += (try? await loop.submit { pool?.idleCount ?? 0 }.get()) ?? 0
+            }
+            return total
+        }
+        #expect(try await harness.request(host: "i.test").text == "a")
+        #expect(await eventuallyAsync { await idle() == 1 }, "the connection waits in its pool")
+        #expect(await eventuallyAsync { await idle() == 0 }, "and is closed once idle for 300 ms")
+        #expect(try await harness.request(host: "i.test").text == "a")
+        #expect(server.connections == 2)
         await server.close()
         await harness.shutdown()
     }
