@@ -279,6 +279,8 @@ struct ProxyService: Service {
 
     func run() async throws {
         try await daemon.startProxy()
+        let trim = MemoryTrim.start(on: daemon.driver.control)
+        defer { trim?.cancel() }
         let hangups = Task {
             for await _ in await UnixSignalsSequence(trapping: .sighup) {
                 daemon.logger.notice("SIGHUP: reloading certificates")
