@@ -6,22 +6,20 @@ import ShuttleModel
 /// never reused for its successor). Bounded per backend; an idle
 /// connection is closed after a while, and one the backend closed is
 /// dropped rather than used.
-public final class BackendPool: @unchecked Sendable {  // each pool is used on its own event loop only
+final class BackendPool: @unchecked Sendable {  // each pool is used on its own event loop only
     /// Idle connections kept per backend.
     static let maximumIdle = 32
     /// An idle connection is closed after this long (and at most a quarter
     /// of it more: idle connections are swept, not timed one by one, so
     /// that taking and returning one costs no timer).
-    public static let idleTimeout = TimeAmount.seconds(60)
+    static let idleTimeout = TimeAmount.seconds(60)
 
     let loop: any EventLoop
-    let idleTimeout: TimeAmount
     private var idle: [BackendID: [BackendConnection]] = [:]
     private var sweeper: RepeatedTask?
 
-    init(loop: any EventLoop, idleTimeout: TimeAmount = BackendPool.idleTimeout) {
+    init(loop: any EventLoop) {
         self.loop = loop
-        self.idleTimeout = idleTimeout
     }
 
     /// An idle connection to `backend` that is still open, if any.
@@ -52,7 +50,7 @@ public final class BackendPool: @unchecked Sendable {  // each pool is used on i
         connection.idleSince = .now()
         idle[backend, default: []].append(connection)
         if sweeper == nil {
-            let interval = TimeAmount.nanoseconds(max(1_000_000, idleTimeout.nanoseconds / 4))
+            let interval = TimeAmount.nanoseconds(Self.idleTimeout.nanoseconds / 4)
             sweeper = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] _ in
                 self?.sweep()
             }
@@ -61,13 +59,12 @@ public final class BackendPool: @unchecked Sendable {  // each pool is used on i
         connection.resumeReading()
     }
 
-    /// Closes the connections idle for `idleTimeout` or closed by their backend.
-    func sweep() {
-        let now = NIODeadline.now()
+    /// Closes the connections idle for `idleTimeout` at `now`, or closed by their backend.
+    func sweep(now: NIODeadline = .now()) {
         for backend in Array(idle.keys) {
             var expired: [BackendConnection] = []
             idle[backend]?.removeAll { connection in
-                guard !connection.isUsable || now - connection.idleSince >= idleTimeout else { return false }
+                guard !connection.isUsable || now - connection.idleSince >= Self.idleTimeout else { return false }
                 expired.append(connection)
                 return true
             }

@@ -22,22 +22,20 @@ public final class HTTPFrontend: Sendable {
         /// seeded once costs no system call per request.
         var requestIDs: SeededGenerator
 
-        init(loop: any EventLoop, backendIdleTimeout: TimeAmount) {
-            pool = BackendPool(loop: loop, idleTimeout: backendIdleTimeout)
+        init(loop: any EventLoop) {
+            pool = BackendPool(loop: loop)
             var system = SystemRandomNumberGenerator()
             requestIDs = SeededGenerator(seed: system.next())
         }
     }
 
-    /// `backendIdleTimeout`: how long an idle keep-alive connection to a
-    /// backend is kept for the next request.
-    public init(driver: Driver, accessLog: AccessLog, backendIdleTimeout: TimeAmount = BackendPool.idleTimeout) {
+    public init(driver: Driver, accessLog: AccessLog) {
         self.driver = driver
         self.accessLog = accessLog
         errorPages = ErrorPages(driver: driver)
         var loops: [ObjectIdentifier: LoopState] = [:]
         for loop in driver.group.makeIterator() {
-            loops[ObjectIdentifier(loop)] = LoopState(loop: loop, backendIdleTimeout: backendIdleTimeout)
+            loops[ObjectIdentifier(loop)] = LoopState(loop: loop)
         }
         self.loops = loops
         let pages = errorPages

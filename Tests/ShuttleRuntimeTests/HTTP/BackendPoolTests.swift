@@ -77,22 +77,28 @@ struct BackendPoolTests {
         await harness.shutdown()
     }
 
-    @Test("an idle backend connection is closed after the pool's idle timeout, and the next request connects anew")
+    @Test("a sweep closes the backend connections idle for the pool's timeout, and the next request connects anew")
     func idleConnectionsAreSwept() async throws {
-        let harness = try await HTTPHarness.start(backendIdleTimeout: .milliseconds(300))
+        let harness = try await HTTPHarness.start()
         let server = try await TestHTTPBackend.start(.named("a"), group: harness.group)
         try await harness.apply([vhostService("i", hosts: ["i.test"], backends: [backend("a", server)])])
-        func idle() async -> Int {
+        let loops = Array(harness.group.makeIterator())
+        /// Sweeps every pool as if `later` had passed, and counts what is left.
+        func sweepAndCount(after later: TimeAmount) async -> Int {
             var total = 0
-            for loop in harness.group.makeIterator() {
+            for loop in loops {
                 let pool = harness.frontend.pool(for: loop)
-                total += (try? await loop.submit { pool?.idleCount ?? 0 }.get()) ?? 0
+                total += (try? await loop.submit { () -> Int in
+                    pool?.sweep(now: .now() + later)
+                    return pool?.idleCount ?? 0
+                }.get()) ?? 0
             }
             return total
         }
         #expect(try await harness.request(host: "i.test").text == "a")
-        #expect(await eventuallyAsync { await idle() == 1 }, "the connection waits in its pool")
-        #expect(await eventuallyAsync { await idle() == 0 }, "and is closed once idle for 300 ms")
+        #expect(await eventuallyAsync { await sweepAndCount(after: .zero) == 1 }, "the connection waits in its pool")
+        #expect(await sweepAndCount(after: BackendPool.idleTimeout - .seconds(1)) == 1, "not yet idle long enough")
+        #expect(await sweepAndCount(after: BackendPool.idleTimeout) == 0, "closed once idle for the timeout")
         #expect(try await harness.request(host: "i.test").text == "a")
         #expect(server.connections == 2)
         await server.close()

@@ -38,10 +38,7 @@ final class HTTPHarness: Sendable {
     }
 
     /// Starts the listeners; HTTPS too when a certificate directory is given.
-    static func start(
-        settings: ProxySettings = ProxySettings(), certificates directory: URL? = nil,
-        backendIdleTimeout: TimeAmount = BackendPool.idleTimeout
-    ) async throws -> HTTPHarness {
+    static func start(settings: ProxySettings = ProxySettings(), certificates directory: URL? = nil) async throws -> HTTPHarness {
         let proxy = ProxyHarness(settings: settings)
         let lines = NIOLockedValueBox<[String]>([])
         // The output hands over whole lines, several at a time under load.
@@ -49,7 +46,7 @@ final class HTTPHarness: Sendable {
             output: LogOutput { text in
                 lines.withLockedValue { $0.append(contentsOf: text.split(separator: "\n").map { $0 + "\n" }) }
             })
-        let frontend = HTTPFrontend(driver: proxy.driver, accessLog: accessLog, backendIdleTimeout: backendIdleTimeout)
+        let frontend = HTTPFrontend(driver: proxy.driver, accessLog: accessLog)
         let http = try await frontend.bindHTTP("127.0.0.1:0").get()
         var https: (any Channel)?
         var store: CertificateStore?
