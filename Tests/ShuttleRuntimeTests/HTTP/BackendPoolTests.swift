@@ -83,22 +83,25 @@ struct BackendPoolTests {
         let server = try await TestHTTPBackend.start(.named("a"), group: harness.group)
         try await harness.apply([vhostService("i", hosts: ["i.test"], backends: [backend("a", server)])])
         let loops = Array(harness.group.makeIterator())
-        /// Sweeps every pool as if `later` had passed, and counts what is left.
-        func sweepAndCount(after later: TimeAmount) async -> Int {
+        /// Sweeps every pool as if it were `now`, and counts what is left.
+        func sweepAndCount(at now: NIODeadline) async -> Int {
             var total = 0
             for loop in loops {
                 let pool = harness.frontend.pool(for: loop)
                 total += (try? await loop.submit { () -> Int in
-                    pool?.sweep(now: .now() + later)
+                    pool?.sweep(now: now)
                     return pool?.idleCount ?? 0
                 }.get()) ?? 0
             }
             return total
         }
+        // The connection goes idle after `before` and before `after`.
+        let before = NIODeadline.now()
         #expect(try await harness.request(host: "i.test").text == "a")
-        #expect(await eventuallyAsync { await sweepAndCount(after: .zero) == 1 }, "the connection waits in its pool")
-        #expect(await sweepAndCount(after: BackendPool.idleTimeout - .seconds(1)) == 1, "not yet idle long enough")
-        #expect(await sweepAndCount(after: BackendPool.idleTimeout) == 0, "closed once idle for the timeout")
+        #expect(await eventuallyAsync { await sweepAndCount(at: .now()) == 1 }, "the connection waits in its pool")
+        let after = NIODeadline.now()
+        #expect(await sweepAndCount(at: before + BackendPool.idleTimeout - .milliseconds(1)) == 1, "not idle long enough")
+        #expect(await sweepAndCount(at: after + BackendPool.idleTimeout) == 0, "closed once idle for the timeout")
         #expect(try await harness.request(host: "i.test").text == "a")
         #expect(server.connections == 2)
         await server.close()
