@@ -467,7 +467,7 @@ public struct InvariantChecker: Sendable {
             }
             for id in ids[service.name] ?? [] where !next.contains(id) {
                 if let retired = backends.removeValue(forKey: id) {
-                    own[service.name] = add(own[service.name] ?? Counters(), retired.counters)
+                    own[service.name] = (own[service.name] ?? Counters()) + retired.counters
                 }
             }
             ids[service.name] = next
@@ -838,19 +838,6 @@ public struct InvariantChecker: Sendable {
         }
     }
 
-    func add(_ a: Counters, _ b: Counters) -> Counters {
-        var c = a
-        c.sent += b.sent
-        c.received += b.received
-        c.errors += b.errors
-        c.connections += b.connections
-        c.active += b.active
-        c.httpConnections += b.httpConnections
-        c.httpActive += b.httpActive
-        c.httpErrors += b.httpErrors
-        return c
-    }
-
     /// Equal in the counters the checker follows.
     func same(_ a: Counters, _ b: Counters) -> Bool {
         a.sent == b.sent && a.received == b.received && a.errors == b.errors && a.connections == b.connections
@@ -915,7 +902,7 @@ public struct InvariantChecker: Sendable {
             }
             for id in current {
                 let b = backends[id]!
-                total = add(total, b.counters)
+                total = total + b.counters
                 if let v = compare(.backend(id), registry) { return v }
                 if registry.backendID(service: service.name, backend: b.config.name) != id {
                     return Violation(.undisturbed, "\(service.name)/\(b.config.name) changed identity outside an update")

@@ -17,7 +17,7 @@ public struct Counters: Equatable, Hashable, Sendable {
 
     public init() {}
 
-    static func + (a: Counters, b: Counters) -> Counters {
+    public static func + (a: Counters, b: Counters) -> Counters {
         var c = a
         c.sent += b.sent
         c.received += b.received

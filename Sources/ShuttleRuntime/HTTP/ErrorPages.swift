@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import ShuttleModel
 
 /// The services' error pages: each URL fetched ahead of time and cached with
@@ -133,7 +134,7 @@ final class ErrorPages: Sendable {
     }
 }
 
-/// A minimal HTTP/1.1 GET for fetching error pages.
+/// A minimal HTTP/1.1 GET for fetching error pages, over TLS for https URLs.
 enum SimpleHTTPClient {
     struct Failure: Error, CustomStringConvertible {
         var description: String
@@ -143,15 +144,24 @@ enum SimpleHTTPClient {
         -> EventLoopFuture<(HTTPResponseHead, ByteBuffer)>
     {
         guard let parsed = ParsedURL(url) else { return loop.makeFailedFuture(Failure(description: "bad URL \(url)")) }
-        guard !parsed.isTLS else {
-            return TLSClient.get(parsed, on: loop, maximumSize: maximumSize, timeout: timeout)
+        var tls: NIOSSLContext?
+        if parsed.isTLS {
+            do {
+                tls = try TLSClient.makeContext()
+            } catch {
+                return loop.makeFailedFuture(error)
+            }
         }
         let promise = loop.makePromise(of: (HTTPResponseHead, ByteBuffer).self)
         let collector = ResponseCollector(promise: promise, maximumSize: maximumSize)
         ClientBootstrap(group: loop)
             .connectTimeout(timeout)
-            .channelInitializer { channel in
+            .channelInitializer { [tls] channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        let handler = try NIOSSLClientHandler(context: tls, serverHostname: TLSClient.serverName(for: parsed))
+                        try channel.pipeline.syncOperations.addHandler(handler)
+                    }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(collector)
                 }
