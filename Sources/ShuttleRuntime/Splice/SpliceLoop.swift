@@ -1,0 +1,192 @@
+#if os(Linux)
+import CShuttleSplice
+import Foundation
+import Glibc
+import NIOConcurrencyHelpers
+
+/// Something registered in a relay loop's epoll set: a listening socket or
+/// a connection. The event's data is the object's address (unretained; the
+/// loop keeps it alive) with a small tag in the low bits saying which of its
+/// file descriptors is ready.
+class SpliceSource: @unchecked Sendable {  // each subclass says how it is confined
+    func handle(_ events: UInt32, tag: UInt64, loop: SpliceLoop) {}
+}
+
+/// One relay thread: an edge-triggered epoll loop over the connections it
+/// accepted, with its own pipe pool, a coarse clock for the timeouts and the
+/// byte reports, and a queue of tasks other threads hand it.
+final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loop's thread
+    let epoll: Int32
+    private let wake: Int32
+    private let tasks = NIOLockedValueBox<[@Sendable () -> Void]>([])
+    /// The monotonic clock in nanoseconds, read once per wake-up.
+    private(set) var now: UInt64 = cshuttle_now()
+    let pipes = PipePool()
+    private var connections: [SpliceConnection] = []
+    /// Connections that spent their turn with bytes still to move (edge
+    /// triggering will not say so again): pumped again after the batch.
+    private var again: [SpliceConnection] = []
+    /// Closed during this batch: kept alive until its events are handled.
+    private var retired: [SpliceSource] = []
+    private var running = true
+    private var nextTick: UInt64 = 0
+    private var thread: Thread?
+
+    /// How often timeouts and byte reports are looked at.
+    static let tickInterval: UInt64 = 100_000_000
+    static let batchSize = 256
+
+    init() throws {
+        let epoll = cshuttle_epoll_create()
+        guard epoll >= 0 else { throw SpliceError.system(describeErrno("epoll_create1", errno)) }
+        let wake = cshuttle_eventfd()
+        guard wake >= 0 else {
+            let failure = errno
+            close(epoll)
+            throw SpliceError.system(describeErrno("eventfd", failure))
+        }
+        self.epoll = epoll
+        self.wake = wake
+        // Data 0 is the wake-up; no object lives at address 0.
+        _ = cshuttle_epoll_add(epoll, wake, UInt32(CSHUTTLE_EPOLLIN) | CSHUTTLE_EPOLLET, 0)
+    }
+
+    func start(name: String) {
+        let thread = Thread { [self] in run() }
+        thread.name = name
+        thread.stackSize = 1 << 20
+        self.thread = thread
+        thread.start()
+    }
+
+    /// Runs `task` on the loop's thread, after the events of the current batch.
+    func post(_ task: @escaping @Sendable () -> Void) {
+        let first = tasks.withLockedValue { tasks in
+            tasks.append(task)
+            return tasks.count == 1
+        }
+        if first {
+            var one: UInt64 = 1
+            _ = write(wake, &one, 8)
+        }
+    }
+
+    /// Stops the loop: every open connection is closed (and reported closed).
+    func stop() {
+        post { [self] in running = false }
+    }
+
+    /// Registers `fd` of `source` for `events` (EPOLLET added by the caller).
+    func register(_ fd: Int32, events: UInt32, source: SpliceSource, tag: UInt64) -> Bool {
+        let data = UInt64(UInt(bitPattern: Unmanaged.passUnretained(source).toOpaque())) | tag
+        return cshuttle_epoll_add(epoll, fd, events, data) == 0
+    }
+
+    func add(_ connection: SpliceConnection) {
+        connection.slot = connections.count
+        connections.append(connection)
+    }
+
+    func remove(_ connection: SpliceConnection) {
+        let slot = connection.slot
+        guard slot >= 0, slot < connections.count, connections[slot] === connection else { return }
+        let last = connections.removeLast()
+        if slot < connections.count {
+            connections[slot] = last
+            last.slot = slot
+        }
+        connection.slot = -1
+        retired.append(connection)
+    }
+
+    func pumpAgain(_ connection: SpliceConnection) {
+        again.append(connection)
+    }
+
+    private func run() {
+        var events = [cshuttle_event](repeating: cshuttle_event(), count: Self.batchSize)
+        nextTick = now + Self.tickInterval
+        while running {
+            let timeout: Int32
+            if !again.isEmpty {
+                timeout = 0
+            } else if connections.isEmpty {
+                timeout = -1
+            } else {
+                timeout = nextTick > now ? Int32((nextTick - now) / 1_000_000) + 1 : 0
+            }
+            let count = events.withUnsafeMutableBufferPointer {
+                cshuttle_epoll_wait(epoll, $0.baseAddress, Int32(Self.batchSize), timeout)
+            }
+            now = cshuttle_now()
+            var woken = false
+            for index in 0..<max(0, Int(count)) {
+                let event = events[index]
+                if event.data == 0 {
+                    woken = true
+                    continue
+                }
+                let tag = event.data & 7
+                guard let pointer = UnsafeRawPointer(bitPattern: UInt(event.data & ~7)) else { continue }
+                Unmanaged<SpliceSource>.fromOpaque(pointer).takeUnretainedValue().handle(event.events, tag: tag, loop: self)
+            }
+            if !again.isEmpty {
+                let pending = again
+                again.removeAll(keepingCapacity: true)
+                for connection in pending { connection.pump() }
+            }
+            if woken { runTasks() }
+            if now >= nextTick {
+                nextTick = now + Self.tickInterval
+                for connection in connections { connection.tick(now) }
+            }
+            retired.removeAll(keepingCapacity: true)
+        }
+        for connection in connections { connection.abort() }
+        connections.removeAll()
+        runTasks()
+        again.removeAll()
+        retired.removeAll()
+        pipes.closeAll()
+        close(wake)
+        close(epoll)
+    }
+
+    private func runTasks() {
+        var count: UInt64 = 0
+        _ = read(wake, &count, 8)
+        let pending = tasks.withLockedValue { tasks in
+            defer { tasks.removeAll() }
+            return tasks
+        }
+        for task in pending { task() }
+    }
+}
+
+/// The splice relay's threads: each accepts from every splice listener
+/// and relays the connections it accepted.
+final class SpliceRelay: Sendable {
+    let loops: [SpliceLoop]
+
+    init(threads: Int) throws {
+        var loops: [SpliceLoop] = []
+        for _ in 0..<max(1, threads) { loops.append(try SpliceLoop()) }
+        self.loops = loops
+        for (index, loop) in loops.enumerated() { loop.start(name: "shuttle-relay-\(index)") }
+    }
+
+    /// Closes every connection and ends the threads.
+    func shutdown() {
+        for loop in loops { loop.stop() }
+    }
+}
+
+enum SpliceError: Error, CustomStringConvertible {
+    case system(String)
+    var description: String {
+        switch self {
+        case .system(let text): return text
+        }
+    }
+}
+#endif
