@@ -273,4 +273,62 @@ struct TCPRelayTests {
         try await echo.close()
         await proxy.shutdown()
     }
+
+    @Test("an IPv6 listener relays to an IPv6 backend", arguments: TCPRelay.allCases)
+    func ipv6(relay: TCPRelay) async throws {
+        let proxy = ProxyHarness(relay: relay)
+        let echo = try await ServerBootstrap(group: proxy.group)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(EchoBack()) }
+            }
+            .bind(host: "::1", port: 0).get()
+        let service = ServiceConfig(
+            name: "six", address: "[::1]:0", network: "tcp6",
+            backends: [BackendConfig(name: "a", address: "[::1]:\(echo.localAddress!.port!)", network: "tcp6")])
+        try await proxy.apply(Config(services: [service]))
+        let bound = try #require(proxy.driver.read { $0.listener(ofService: "six")?.boundAddress })
+        #expect(bound.hasPrefix("[::1]:"))
+        let port = try proxy.port(of: "six")
+        let client = try await ClientBootstrap(group: proxy.group).connect(host: "::1", port: port).get()
+        let received = NIOLockedValueBox("")
+        try await client.pipeline.addHandler(Gather(into: received)).get()
+        try await client.writeAndFlush(ByteBuffer(string: "over six"))
+        #expect(await eventually { received.withLockedValue { $0 } == "over six" })
+        try await client.close()
+        #expect(await eventually { proxy.stats("six")?.active == 0 && proxy.stats("six")?.sent == 8 })
+        try await echo.close()
+        await proxy.shutdown()
+    }
+
+    @Test("a backend given by host name is resolved and reached", arguments: TCPRelay.allCases)
+    func backendHostName(relay: TCPRelay) async throws {
+        let proxy = ProxyHarness(relay: relay)
+        let named = try await TestBackend.start(.name("by-name"), group: proxy.group)
+        let service = tcpService(
+            "named", backends: [BackendConfig(name: "a", address: "localhost:\(named.localAddress!.port!)", network: "tcp4")])
+        try await proxy.apply(Config(services: [service]))
+        #expect(try await nameThroughProxy(port: try proxy.port(of: "named"), group: proxy.group) == "by-name")
+        try await named.close()
+        await proxy.shutdown()
+    }
+}
+
+/// Echoes what it reads.
+final class EchoBack: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.writeAndFlush(data, promise: nil)
+    }
+}
+
+/// Collects what a client reads, as text.
+final class Gather: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    let text: NIOLockedValueBox<String>
+    init(into text: NIOLockedValueBox<String>) { self.text = text }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        text.withLockedValue { $0 += String(buffer: buffer) }
+    }
 }

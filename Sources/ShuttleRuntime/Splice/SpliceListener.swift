@@ -24,6 +24,11 @@ final class SpliceListener: SpliceSource, @unchecked Sendable {  // immutable bu
     /// How many clients one wake-up accepts before letting the loop go on.
     static let acceptsPerWakeup = 64
     static let backlog: Int32 = 1024
+    /// Level-triggered: a loop that leaves clients in the queue is told again.
+    static let events = UInt32(CSHUTTLE_EPOLLIN | CSHUTTLE_EPOLLEXCLUSIVE)
+    static let tag: UInt64 = 3
+
+    var isClosing: Bool { closing.load(ordering: .relaxed) }
 
     private init(id: ListenerID, fd: Int32, driver: Driver, relay: SpliceRelay, address: String) {
         self.id = id
@@ -70,8 +75,7 @@ final class SpliceListener: SpliceSource, @unchecked Sendable {  // immutable bu
         let bound = SpliceAddress.local(of: fd)?.description ?? listener.address
         let spliceListener = SpliceListener(id: listener.id, fd: fd, driver: driver, relay: relay, address: bound)
         for loop in relay.loops {
-            // Level-triggered: a loop that leaves clients in the queue is told again.
-            guard loop.register(fd, events: UInt32(CSHUTTLE_EPOLLIN | CSHUTTLE_EPOLLEXCLUSIVE), source: spliceListener, tag: 3)
+            guard loop.register(fd, events: events, source: spliceListener, tag: tag)
             else {
                 let failure = errno
                 for other in relay.loops { _ = cshuttle_epoll_remove(other.epoll, fd) }
@@ -104,6 +108,12 @@ final class SpliceListener: SpliceSource, @unchecked Sendable {  // immutable bu
                 return
             case ECONNABORTED, EPROTO, EPERM:
                 continue
+            case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                driver.logger.error(
+                    "accept failed, pausing this listener for a second",
+                    metadata: ["address": "\(address)", "error": "\(describeErrno("accept4", errno))"])
+                loop.pauseAccepting(self)
+                return
             default:
                 driver.logger.error("accept failed", metadata: ["address": "\(address)", "error": "\(describeErrno("accept4", errno))"])
                 return

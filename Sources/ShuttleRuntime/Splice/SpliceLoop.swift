@@ -28,6 +28,9 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
     private var again: [SpliceConnection] = []
     /// Closed during this batch: kept alive until its events are handled.
     private var retired: [SpliceSource] = []
+    /// Listeners this loop stopped accepting from for a while (out of
+    /// descriptors), and when to take them up again.
+    private var paused: [(listener: SpliceListener, until: UInt64)] = []
     private var running = true
     private var nextTick: UInt64 = 0
     private var thread: Thread?
@@ -110,7 +113,7 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
             let timeout: Int32
             if !again.isEmpty {
                 timeout = 0
-            } else if connections.isEmpty {
+            } else if connections.isEmpty && paused.isEmpty {
                 timeout = -1
             } else {
                 timeout = nextTick > now ? Int32((nextTick - now) / 1_000_000) + 1 : 0
@@ -139,17 +142,34 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
             if now >= nextTick {
                 nextTick = now + Self.tickInterval
                 for connection in connections { connection.tick(now) }
+                if !paused.isEmpty { resumeAccepting() }
             }
             retired.removeAll(keepingCapacity: true)
         }
         for connection in connections { connection.abort() }
         connections.removeAll()
+        paused.removeAll()
         runTasks()
         again.removeAll()
         retired.removeAll()
         pipes.closeAll()
         close(wake)
         close(epoll)
+    }
+
+    /// Stops accepting from `listener` on this loop for a second: with no
+    /// descriptor left, its level-triggered readiness would spin the loop.
+    func pauseAccepting(_ listener: SpliceListener) {
+        _ = cshuttle_epoll_remove(epoll, listener.fd)
+        paused.append((listener, now + 1_000_000_000))
+    }
+
+    private func resumeAccepting() {
+        let due = paused.filter { $0.until <= now }
+        paused.removeAll { $0.until <= now }
+        for (listener, _) in due where !listener.isClosing {
+            _ = register(listener.fd, events: SpliceListener.events, source: listener, tag: SpliceListener.tag)
+        }
     }
 
     private func runTasks() {
