@@ -38,6 +38,7 @@ final class SpliceConnection: SpliceSource, @unchecked Sendable {  // confined t
     /// Readiness seen on the client before there was a backend.
     private var clientReadable = false
     private var clientWritable = false
+    private var clientHangup = false
     private var reported = (sent: 0, received: 0)
     private var lastReport: UInt64 = 0
 
@@ -105,6 +106,10 @@ final class SpliceConnection: SpliceSource, @unchecked Sendable {  // confined t
         connectStarted = cshuttle_now()
         let timeout = target.connectTimeout > 0 ? UInt64(target.connectTimeout) * 1_000_000 : Self.defaultConnectTimeout
         connectDeadline = connectStarted + timeout
+        if let known = loop.address(of: target.address) {
+            connect(to: known)
+            return
+        }
         guard case .success(let address) = HostPort.parse(target.address, listening: false) else {
             connectFailed("bad address \(target.address)")
             return
@@ -112,6 +117,7 @@ final class SpliceConnection: SpliceSource, @unchecked Sendable {  // confined t
         switch address.host {
         case .ipv4(let ip), .ipv6(let ip):
             if let socketAddress = SpliceAddress(ip: ip, port: address.port) {
+                loop.remember(socketAddress, for: target.address)
                 connect(to: socketAddress)
                 return
             }
@@ -160,12 +166,12 @@ final class SpliceConnection: SpliceSource, @unchecked Sendable {  // confined t
             connectFailed(describeErrno("epoll_ctl", errno))
             return
         }
-        if status == 0 { connected(backendReadable: false) }
+        if status == 0 { connected(backendReadable: false, backendHangup: false) }
     }
 
     /// `backendReadable`: what the event that told of the connect said
     /// (edge-triggered: it will not be said again).
-    private func connected(backendReadable: Bool) {
+    private func connected(backendReadable: Bool, backendHangup: Bool) {
         guard let target else { return }
         state = .relaying
         let now = loop.now
@@ -175,9 +181,11 @@ final class SpliceConnection: SpliceSource, @unchecked Sendable {  // confined t
         up = SpliceDirection(source: client, sink: backend, now: now)
         down = SpliceDirection(source: backend, sink: client, now: now)
         up.sourceReadable = clientReadable
+        up.sourceHangup = clientHangup
         down.sinkWritable = clientWritable
         up.sinkWritable = true
         down.sourceReadable = backendReadable
+        down.sourceHangup = backendHangup
         lastReport = now
         pump()
     }
@@ -219,10 +227,13 @@ final class SpliceConnection: SpliceSource, @unchecked Sendable {  // confined t
                 }
                 clientReadable = clientReadable || readable
                 clientWritable = clientWritable || writable
+                clientHangup = clientHangup || events & UInt32(CSHUTTLE_EPOLLRDHUP | CSHUTTLE_EPOLLHUP) != 0
             } else if state == .connecting && (writable || error) {
                 let failure = Self.socketError(backend)
                 if failure == 0 && !error {
-                    connected(backendReadable: readable)
+                    connected(
+                        backendReadable: readable,
+                        backendHangup: events & UInt32(CSHUTTLE_EPOLLRDHUP | CSHUTTLE_EPOLLHUP) != 0)
                 } else {
                     connectFailed(describeErrno("connect", failure == 0 ? ECONNREFUSED : failure))
                 }
@@ -232,11 +243,14 @@ final class SpliceConnection: SpliceSource, @unchecked Sendable {  // confined t
                 finish()
                 return
             }
+            let hangup = events & UInt32(CSHUTTLE_EPOLLRDHUP | CSHUTTLE_EPOLLHUP | CSHUTTLE_EPOLLERR) != 0
             if tag == Self.clientTag {
                 if readable { up.sourceReadable = true }
+                if hangup { up.sourceHangup = true }
                 if writable { down.sinkWritable = true }
             } else {
                 if readable { down.sourceReadable = true }
+                if hangup { down.sourceHangup = true }
                 if writable { up.sinkWritable = true }
             }
             pump()
@@ -254,8 +268,8 @@ final class SpliceConnection: SpliceSource, @unchecked Sendable {  // confined t
     /// done or either fails.
     func pump() {
         guard state == .relaying else { return }
-        let upward = up.move(pipes: loop.pipes, now: loop.now)
-        let downward = down.move(pipes: loop.pipes, now: loop.now)
+        let upward = up.move(pipes: loop.pipes, scratch: loop.scratch, now: loop.now)
+        let downward = down.move(pipes: loop.pipes, scratch: loop.scratch, now: loop.now)
         var more = false
         switch (upward, downward) {
         case (.failed, _), (_, .failed):

@@ -6,6 +6,12 @@ import Glibc
 /// pipe, and from the pipe out to `sink`. The pipe is filled only when
 /// empty and emptied only while the sink takes bytes, so a sink that does
 /// not read stops the source: at most one pipe of bytes waits in the proxy.
+///
+/// Until a read fills the loop's scratch buffer, a direction copies instead
+/// (read, then send): for a short message that is as many system calls as
+/// two splices but cheaper ones, and a short read says the socket is empty,
+/// which saves the read that would only say EAGAIN. What the sink does not
+/// take goes into the pipe, and from there on as if spliced.
 struct SpliceDirection {
     var source: Int32 = -1
     var sink: Int32 = -1
@@ -15,6 +21,10 @@ struct SpliceDirection {
     /// Edge-triggered readiness: set by epoll, cleared by EAGAIN.
     var sourceReadable = false
     var sinkWritable = false
+    /// The source's peer closed its side (RDHUP, HUP): read on until 0.
+    var sourceHangup = false
+    /// A read filled the scratch buffer: bulk, spliced from now on.
+    private(set) var splicing = false
     /// The source's end of input was read.
     private(set) var ended = false
     /// The sink was shut down for writing (after the source ended and the
@@ -48,7 +58,7 @@ struct SpliceDirection {
     init() {}
 
     /// Moves what it can without blocking.
-    mutating func move(pipes: PipePool, now: UInt64) -> Outcome {
+    mutating func move(pipes: PipePool, scratch: UnsafeMutableRawBufferPointer, now: UInt64) -> Outcome {
         var rounds = Self.roundsPerTurn
         while true {
             while inPipe > 0 {
@@ -79,6 +89,52 @@ struct SpliceDirection {
             }
             if rounds == 0 { return .turnOver }
             rounds -= 1
+            if !splicing {
+                let n = read(source, scratch.baseAddress, scratch.count)
+                if n > 0 {
+                    bytes += n
+                    lastRead = now
+                    var written = 0
+                    if sinkWritable {
+                        let m = send(sink, scratch.baseAddress, n, Int32(MSG_NOSIGNAL))
+                        if m > 0 {
+                            written = m
+                            lastWrite = now
+                        } else if m < 0 && errno == EAGAIN {
+                            sinkWritable = false
+                        } else {
+                            return .failed(describeErrno("send", m < 0 ? errno : EPIPE))
+                        }
+                    }
+                    if written < n {
+                        if pipe == nil {
+                            guard let fresh = pipes.take() else { return .failed(describeErrno("pipe2", errno)) }
+                            pipe = fresh
+                        }
+                        // An empty pipe holds at least 64 KiB: more than the scratch buffer.
+                        let rest = n - written
+                        guard write(pipe!.write, scratch.baseAddress! + written, rest) == rest else {
+                            return .failed(describeErrno("write", errno))
+                        }
+                        inPipe = rest
+                    }
+                    if n == scratch.count {
+                        splicing = true
+                    } else if !sourceHangup {
+                        // A short read emptied the socket; more bytes will raise a new edge.
+                        sourceReadable = false
+                    }
+                } else if n == 0 {
+                    ended = true
+                } else if errno == EAGAIN {
+                    sourceReadable = false
+                    release(to: pipes)
+                    return .waiting
+                } else {
+                    return .failed(describeErrno("read", errno))
+                }
+                continue
+            }
             if pipe == nil {
                 guard let fresh = pipes.take() else { return .failed(describeErrno("pipe2", errno)) }
                 pipe = fresh

@@ -22,6 +22,10 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
     /// The monotonic clock in nanoseconds, read once per wake-up.
     private(set) var now: UInt64 = cshuttle_now()
     let pipes = PipePool()
+    /// Where a direction copies a short message (see `SpliceDirection`).
+    let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 * 1024, alignment: 64)
+    /// Backend addresses that are IP literals, parsed once.
+    private var addresses: [String: SpliceAddress] = [:]
     private var connections: [SpliceConnection] = []
     /// Connections that spent their turn with bytes still to move (edge
     /// triggering will not say so again): pumped again after the batch.
@@ -102,6 +106,15 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
         retired.append(connection)
     }
 
+    func address(of backend: String) -> SpliceAddress? {
+        addresses[backend]
+    }
+
+    func remember(_ address: SpliceAddress, for backend: String) {
+        if addresses.count >= 4096 { addresses.removeAll() }
+        addresses[backend] = address
+    }
+
     func pumpAgain(_ connection: SpliceConnection) {
         again.append(connection)
     }
@@ -153,6 +166,7 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
         again.removeAll()
         retired.removeAll()
         pipes.closeAll()
+        scratch.deallocate()
         close(wake)
         close(epoll)
     }
@@ -189,6 +203,9 @@ final class SpliceRelay: Sendable {
     let loops: [SpliceLoop]
 
     init(threads: Int) throws {
+        // splice and send to a peer that reset would raise it (SwiftNIO
+        // ignores it too, once it makes a socket).
+        _ = signal(SIGPIPE, SIG_IGN)
         var loops: [SpliceLoop] = []
         for _ in 0..<max(1, threads) { loops.append(try SpliceLoop()) }
         self.loops = loops
