@@ -229,8 +229,10 @@ final class SpliceConnection: SpliceSource, @unchecked Sendable {  // confined t
                 clientWritable = clientWritable || writable
                 clientHangup = clientHangup || events & UInt32(CSHUTTLE_EPOLLRDHUP | CSHUTTLE_EPOLLHUP) != 0
             } else if state == .connecting && (writable || error) {
-                let failure = Self.socketError(backend)
-                if failure == 0 && !error {
+                // A failed connect says EPOLLERR; only then is SO_ERROR worth a system call.
+                let failed = error || events & UInt32(CSHUTTLE_EPOLLHUP) != 0
+                let failure = failed ? Self.socketError(backend) : 0
+                if !failed {
                     connected(
                         backendReadable: readable,
                         backendHangup: events & UInt32(CSHUTTLE_EPOLLRDHUP | CSHUTTLE_EPOLLHUP) != 0)
@@ -268,8 +270,8 @@ final class SpliceConnection: SpliceSource, @unchecked Sendable {  // confined t
     /// done or either fails.
     func pump() {
         guard state == .relaying else { return }
-        let upward = up.move(pipes: loop.pipes, scratch: loop.scratch, now: loop.now)
-        let downward = down.move(pipes: loop.pipes, scratch: loop.scratch, now: loop.now)
+        let upward = up.move(pipes: loop.pipes, scratch: loop.scratch, now: loop.now, last: down.done)
+        let downward = down.move(pipes: loop.pipes, scratch: loop.scratch, now: loop.now, last: up.done)
         var more = false
         switch (upward, downward) {
         case (.failed, _), (_, .failed):

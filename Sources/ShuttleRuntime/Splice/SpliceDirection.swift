@@ -57,8 +57,10 @@ struct SpliceDirection {
 
     init() {}
 
-    /// Moves what it can without blocking.
-    mutating func move(pipes: PipePool, scratch: UnsafeMutableRawBufferPointer, now: UInt64) -> Outcome {
+    /// Moves what it can without blocking. `last`: the other direction is
+    /// done, so the connection closes when this one is: the close sends the
+    /// sink its end, without a shutdown first.
+    mutating func move(pipes: PipePool, scratch: UnsafeMutableRawBufferPointer, now: UInt64, last: Bool) -> Outcome {
         var rounds = Self.roundsPerTurn
         while true {
             while inPipe > 0 {
@@ -79,7 +81,7 @@ struct SpliceDirection {
                     done = true
                     release(to: pipes)
                     // A peer that is already gone fails its other direction.
-                    _ = shutdown(sink, Int32(SHUT_WR))
+                    if !last { _ = shutdown(sink, Int32(SHUT_WR)) }
                 }
                 return .waiting
             }
