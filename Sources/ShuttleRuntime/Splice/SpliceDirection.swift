@@ -113,7 +113,7 @@ struct SpliceDirection {
                             guard let fresh = pipes.take() else { return .failed(describeErrno("pipe2", errno)) }
                             pipe = fresh
                         }
-                        // An empty pipe holds at least 64 KiB: more than the scratch buffer.
+                        // An empty pipe holds at least two pages: the whole scratch buffer.
                         let rest = n - written
                         guard write(pipe!.write, scratch.baseAddress! + written, rest) == rest else {
                             return .failed(describeErrno("write", errno))

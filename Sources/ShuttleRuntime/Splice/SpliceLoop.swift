@@ -22,8 +22,10 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
     /// The monotonic clock in nanoseconds, read once per wake-up.
     private(set) var now: UInt64 = cshuttle_now()
     let pipes = PipePool()
-    /// Where a direction copies a short message (see `SpliceDirection`).
-    let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 * 1024, alignment: 64)
+    /// Where a direction copies a short message (see `SpliceDirection`):
+    /// 8 KiB, what the smallest pipe the system gives (two pages, past the
+    /// user's pipe quota) still takes whole when a sink leaves some behind.
+    let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 8 * 1024, alignment: 64)
     /// Backend addresses that are IP literals, parsed once.
     private var addresses: [String: SpliceAddress] = [:]
     private var connections: [SpliceConnection] = []
