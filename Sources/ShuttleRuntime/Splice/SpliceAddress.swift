@@ -134,4 +134,16 @@ struct SpliceAddress: @unchecked Sendable {  // plain bytes
 func describeErrno(_ call: String, _ number: Int32) -> String {
     "\(call): \(String(cString: strerror(number))) (errno: \(number))"
 }
+
+extension SpliceAddress {
+    /// The address of a socket's peer (getpeername).
+    static func peer(of fd: Int32) -> SpliceAddress? {
+        var address = SpliceAddress()
+        address.length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let status = withUnsafeMutablePointer(to: &address.storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &address.length) }
+        }
+        return status == 0 ? address : nil
+    }
+}
 #endif

@@ -353,15 +353,4 @@ final class SpliceConnection: SpliceSource, @unchecked Sendable {  // confined t
     }
 }
 
-extension SpliceAddress {
-    /// The address of a socket's peer (getpeername).
-    static func peer(of fd: Int32) -> SpliceAddress? {
-        var address = SpliceAddress()
-        address.length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let status = withUnsafeMutablePointer(to: &address.storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &address.length) }
-        }
-        return status == 0 ? address : nil
-    }
-}
 #endif
