@@ -214,6 +214,28 @@ struct TCPRelayTests {
         await proxy.shutdown()
     }
 
+    @Test("a client that resets while its backend is being connected is let go when the attempt ends", arguments: TCPRelay.allCases)
+    func clientResetDuringConnect(relay: TCPRelay) async throws {
+        let proxy = ProxyHarness(relay: relay)
+        let server = try RawSocket.listen(backlog: 0)
+        defer { close(server.fd) }
+        let filler = try RawSocket.connect(port: server.port)
+        defer { close(filler) }
+        var service = tcpService("reset", backends: [backend("a", port: server.port)])
+        service.connectTimeout = 500
+        try await proxy.apply(Config(services: [service]))
+        let port = try proxy.port(of: "reset")
+        let client = try RawSocket.connect(port: port)
+        #expect(await eventually { proxy.driver.read { $0.openConnections } == 1 })
+        // SO_LINGER 0: the close sends a reset.
+        var option = linger(l_onoff: 1, l_linger: 0)
+        _ = setsockopt(client, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
+        close(client)
+        #expect(await eventually { proxy.driver.read { $0.openConnections } == 0 })
+        #expect(proxy.stats("reset")?.active == 0)
+        await proxy.shutdown()
+    }
+
     @Test("removing a service through the admin API closes its listener; its open connections go on", arguments: TCPRelay.allCases)
     func listenerRemovalKeepsConnections(relay: TCPRelay) async throws {
         let proxy = ProxyHarness(relay: relay)

@@ -39,6 +39,8 @@ final class SpliceConnection: SpliceSource, @unchecked Sendable {  // confined t
     private var clientReadable = false
     private var clientWritable = false
     private var clientHangup = false
+    /// The client reset while its backend was being connected.
+    private var clientGone = false
     private var reported = (sent: 0, received: 0)
     private var lastReport: UInt64 = 0
 
@@ -178,6 +180,10 @@ final class SpliceConnection: SpliceSource, @unchecked Sendable {  // confined t
         driver.metrics.recordConnect(
             service: target.service, backend: target.name, nanoseconds: Int64(cshuttle_now() - connectStarted))
         driver.send(.backendConnected(id))
+        if clientGone {
+            finish()
+            return
+        }
         up = SpliceDirection(source: client, sink: backend, now: now)
         down = SpliceDirection(source: backend, sink: client, now: now)
         up.sourceReadable = clientReadable
@@ -204,7 +210,12 @@ final class SpliceConnection: SpliceSource, @unchecked Sendable {  // confined t
                     "address": "\(target.address)", "error": "\(reason)",
                 ])
         }
-        carryOut(driver.send(.backendConnectFailed(id, reason: reason)))
+        let actions = driver.send(.backendConnectFailed(id, reason: reason))
+        if clientGone {
+            finish()
+        } else {
+            carryOut(actions)
+        }
     }
 
     // MARK: Events
@@ -219,10 +230,12 @@ final class SpliceConnection: SpliceSource, @unchecked Sendable {  // confined t
         case .placing, .connecting:
             if tag == Self.clientTag {
                 // A client reset while its backend is being connected is
-                // gone; one that merely half-closed keeps its bytes in the
-                // kernel until the backend is there.
+                // gone (the attempt still ends and is told to the model, as
+                // on the NIO path); one that merely half-closed keeps its
+                // bytes in the kernel until the backend is there.
                 if error {
-                    finish()
+                    clientGone = true
+                    if target == nil { finish() }
                     return
                 }
                 clientReadable = clientReadable || readable
