@@ -41,10 +41,15 @@ public final class ShuttleMetrics: Sendable {
 
     /// How long a backend took to accept a connection.
     public func recordConnect(service: String, backend: String, nanoseconds: Int64) {
+        connectTimer(service: service, backend: backend).recordNanoseconds(nanoseconds)
+    }
+
+    /// The timer `recordConnect` records into, for a caller that keeps it
+    /// (making one looks it up in the registry by name and labels).
+    func connectTimer(service: String, backend: String) -> Timer {
         Timer(
             label: "shuttle_backend_connect_duration_seconds", dimensions: [("service", service), ("backend", backend)],
-            factory: factory
-        ).recordNanoseconds(nanoseconds)
+            factory: factory)
     }
 
     /// How long an HTTP request took, from its head to the end of its answer.

@@ -177,8 +177,7 @@ final class SpliceConnection: SpliceSource, @unchecked Sendable {  // confined t
         guard let target else { return }
         state = .relaying
         let now = loop.now
-        driver.metrics.recordConnect(
-            service: target.service, backend: target.name, nanoseconds: Int64(cshuttle_now() - connectStarted))
+        loop.recordConnect(target, nanoseconds: Int64(cshuttle_now() - connectStarted), metrics: driver.metrics)
         driver.send(.backendConnected(id))
         if clientGone {
             finish()

@@ -1,8 +1,10 @@
 #if os(Linux)
 import CShuttleSplice
+import CoreMetrics
 import Foundation
 import Glibc
 import NIOConcurrencyHelpers
+import ShuttleModel
 
 /// Something registered in a relay loop's epoll set: a listening socket or
 /// a connection. The event's data is the object's address (unretained; the
@@ -28,6 +30,8 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
     let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 8 * 1024, alignment: 64)
     /// Backend addresses that are IP literals, parsed once.
     private var addresses: [String: SpliceAddress] = [:]
+    /// Each backend's connect-time timer, looked up once.
+    private var connectTimers: [BackendID: CoreMetrics.Timer] = [:]
     private var connections: [SpliceConnection] = []
     /// Connections that spent their turn with bytes still to move (edge
     /// triggering will not say so again): pumped again after the batch.
@@ -115,6 +119,17 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
     func remember(_ address: SpliceAddress, for backend: String) {
         if addresses.count >= 4096 { addresses.removeAll() }
         addresses[backend] = address
+    }
+
+    func recordConnect(_ target: BackendTarget, nanoseconds: Int64, metrics: ShuttleMetrics) {
+        if let timer = connectTimers[target.id] {
+            timer.recordNanoseconds(nanoseconds)
+            return
+        }
+        if connectTimers.count >= 4096 { connectTimers.removeAll() }
+        let timer = metrics.connectTimer(service: target.service, backend: target.name)
+        connectTimers[target.id] = timer
+        timer.recordNanoseconds(nanoseconds)
     }
 
     func pumpAgain(_ connection: SpliceConnection) {
