@@ -63,7 +63,6 @@ final class SpliceConnection: SpliceSource, @unchecked Sendable {  // confined t
     static func start(client: Int32, peer: SpliceAddress, listener: ListenerID, loop: SpliceLoop, driver: Driver) {
         let connection = SpliceConnection(id: driver.makeConnectionID(), client: client, loop: loop, driver: driver)
         loop.add(connection)
-        setNoDelay(client)
         guard loop.register(client, events: events, source: connection, tag: clientTag) else {
             connection.finish()
             return

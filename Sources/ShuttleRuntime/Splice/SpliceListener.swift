@@ -62,6 +62,8 @@ final class SpliceListener: SpliceSource, @unchecked Sendable {  // immutable bu
         guard fd >= 0 else { throw SpliceError.system(describeErrno("socket", errno)) }
         var one: Int32 = 1
         _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        // Accepted sockets inherit it: one system call per listener, not per client.
+        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         guard address.withSockaddr({ Glibc.bind(fd, $0, $1) }) == 0 else {
             let failure = errno
             Glibc.close(fd)
