@@ -222,7 +222,8 @@ struct TCPRelayTests {
         let filler = try RawSocket.connect(port: server.port)
         defer { close(filler) }
         var service = tcpService("reset", backends: [backend("a", port: server.port)])
-        service.connectTimeout = 500
+        // Long enough to see the connection placed on a busy machine.
+        service.connectTimeout = 3000
         try await proxy.apply(Config(services: [service]))
         let port = try proxy.port(of: "reset")
         let client = try RawSocket.connect(port: port)
