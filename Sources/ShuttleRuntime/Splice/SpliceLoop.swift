@@ -67,7 +67,6 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
     func start(name: String) {
         let thread = Thread { [self] in run() }
         thread.name = name
-        thread.stackSize = 1 << 20
         self.thread = thread
         thread.start()
     }
