@@ -24,11 +24,14 @@ let package = Package(
         // The pure, deterministic heart: config, validation, merge, registry,
         // balancers, health. Standard library and Foundation only.
         .target(name: "ShuttleModel"),
+        // The Linux calls of the splice relay that Glibc's Swift module does
+        // not show (splice, pipe2, accept4, epoll, eventfd).
+        .target(name: "CShuttleSplice"),
         // SwiftNIO: sockets, the admin API, files. Carries out the model's actions.
         .target(
             name: "ShuttleRuntime",
             dependencies: [
-                "ShuttleModel",
+                "ShuttleModel", "CShuttleSplice",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

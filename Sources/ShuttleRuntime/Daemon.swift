@@ -21,8 +21,11 @@ public struct DaemonOptions: Sendable {
     public var state: String?
     /// How long open connections may run after SIGTERM/SIGINT.
     public var drainTimeout = TimeAmount.seconds(10)
-    /// Data-plane threads; one per core by default.
+    /// Data-plane threads; one per core by default (as many again for the
+    /// splice relay).
     public var threads = System.coreCount
+    /// `-tcp-relay`: which data path TCP services use.
+    public var tcpRelay = TCPRelay.platformDefault
     public var seed: UInt64 = 0
     /// `-record FILE`: every event the model handles and its decisions, as
     /// JSON lines that `shuttle sim replay` replays.
@@ -136,7 +139,7 @@ public final class Daemon: Sendable {
         driver = Driver(
             group: group, control: controlGroup.next(), logger: logger,
             stateFile: options.state.map(StateFile.init(path:)), seed: options.seed,
-            settings: settings, recorder: recorder)
+            settings: settings, recorder: recorder, tcpRelay: options.tcpRelay, relayThreads: options.threads)
         if let recording { recording.useClock { [driver] in driver.now } }
         accessLog = AccessLog(format: options.logFormat)
         frontend = HTTPFrontend(driver: driver, accessLog: accessLog)
@@ -174,6 +177,7 @@ public final class Daemon: Sendable {
 
     /// Stops the event loops; every service must have stopped.
     public func shutdownEventLoops() async {
+        driver.shutdownRelay()
         try? await self.group.shutdownGracefully()
         try? await controlGroup.shutdownGracefully()
     }

@@ -23,11 +23,18 @@ public final class Driver: Sendable {
     let resources = NIOLockedValueBox(Resources())
     let connectionCounter = Atomic<UInt64>(0)
     let origin = NIODeadline.now()
+    /// Which data path TCP services use.
+    public let tcpRelay: TCPRelay
+    let relayThreads: Int
+    #if os(Linux)
+    /// The splice relay's threads, started with the first splice listener.
+    let spliceRelay = NIOLockedValueBox<SpliceRelay?>(nil)
+    #endif
     /// Observes every event and the actions it produced (for `-record`).
     let recorder: (@Sendable (Event, [Action]) -> Void)?
 
     struct Resources {
-        var listeners: [ListenerID: any Channel] = [:]
+        var listeners: [ListenerID: BoundListener] = [:]
         var checks: [BackendID: HealthChecker] = [:]
         var replies: [RequestID: EventLoopPromise<AdminReply>] = [:]
         var nextRequest: UInt64 = 1
@@ -56,8 +63,11 @@ public final class Driver: Sendable {
 
     public init(
         group: any EventLoopGroup, control: any EventLoop, logger: Logger, stateFile: StateFile?, seed: UInt64 = 0,
-        settings: ProxySettings = ProxySettings(), recorder: (@Sendable (Event, [Action]) -> Void)? = nil
+        settings: ProxySettings = ProxySettings(), recorder: (@Sendable (Event, [Action]) -> Void)? = nil,
+        tcpRelay: TCPRelay = .platformDefault, relayThreads: Int = System.coreCount
     ) {
+        self.tcpRelay = tcpRelay.available
+        self.relayThreads = max(1, relayThreads)
         self.group = group
         self.control = control
         self.logger = logger
@@ -134,8 +144,8 @@ public final class Driver: Sendable {
         case .bindListener(let listener):
             bind(listener)
         case .closeListener(let id):
-            let channel = resources.withLockedValue { $0.listeners.removeValue(forKey: id) }
-            channel?.close(promise: nil)
+            let listener = resources.withLockedValue { $0.listeners.removeValue(forKey: id) }
+            _ = listener?.close(on: control)
         case .startHealthCheck(let check):
             let checker = HealthChecker(check: check, driver: self)
             let previous = resources.withLockedValue { r -> HealthChecker? in
@@ -163,14 +173,19 @@ public final class Driver: Sendable {
     }
 
     func bind(_ listener: Listener) {
-        let bound: EventLoopFuture<any Channel> =
-            listener.network.isDatagram
-            ? UDPListener.bind(listener, driver: self) : TCPListener.bind(listener, driver: self)
+        let bound: EventLoopFuture<BoundListener>
+        if listener.network.isDatagram {
+            bound = UDPListener.bind(listener, driver: self).map { .channel($0) }
+        } else if tcpRelay == .splice {
+            bound = bindSplice(listener)
+        } else {
+            bound = TCPListener.bind(listener, driver: self).map { .channel($0) }
+        }
         bound.whenComplete { result in
             switch result {
-            case .success(let channel):
-                self.resources.withLockedValue { $0.listeners[listener.id] = channel }
-                let address = channel.localAddress.map(Self.describe) ?? listener.address
+            case .success(let bound):
+                self.resources.withLockedValue { $0.listeners[listener.id] = bound }
+                let address = bound.address ?? listener.address
                 self.logger.info(
                     "listening", metadata: ["service": "\(listener.service)", "address": "\(address)", "network": "\(listener.network.rawValue)"])
                 self.perform(self.send(.listenerBound(listener.id, address: address)))
@@ -183,14 +198,43 @@ public final class Driver: Sendable {
         }
     }
 
+    private func bindSplice(_ listener: Listener) -> EventLoopFuture<BoundListener> {
+        #if os(Linux)
+        do {
+            let relay = try spliceRelay.withLockedValue { relay in
+                if let relay { return relay }
+                let started = try SpliceRelay(threads: relayThreads)
+                relay = started
+                return started
+            }
+            return control.makeSucceededFuture(.splice(try SpliceListener.bind(listener, driver: self, relay: relay)))
+        } catch {
+            return control.makeFailedFuture(error)
+        }
+        #else
+        return TCPListener.bind(listener, driver: self).map { .channel($0) }
+        #endif
+    }
+
+    /// Ends the splice relay's threads, closing the connections still open
+    /// on them (the NIO ones end with their event loop group).
+    public func shutdownRelay() {
+        #if os(Linux)
+        spliceRelay.withLockedValue { relay in
+            relay?.shutdown()
+            relay = nil
+        }
+        #endif
+    }
+
     /// Stops accepting: closes every listener. Open connections go on.
     public func closeListeners() -> EventLoopFuture<Void> {
-        let channels = resources.withLockedValue { r -> [any Channel] in
+        let listeners = resources.withLockedValue { r -> [BoundListener] in
             r.draining = true
             defer { r.listeners.removeAll() }
             return Array(r.listeners.values)
         }
-        let closes = channels.map { $0.close() }
+        let closes = listeners.map { $0.close(on: control) }
         return EventLoopFuture.andAllComplete(closes, on: control)
     }
 

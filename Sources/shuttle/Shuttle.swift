@@ -63,6 +63,11 @@ struct Shuttle: AsyncParsableCommand {
     @Option(name: .goStyle("admin-token"), help: "File holding a token that mutating admin calls must send as Authorization: Bearer TOKEN.")
     var adminToken: String?
 
+    @Option(
+        name: .goStyle("tcp-relay"),
+        help: "How TCP services relay bytes: splice (Linux: splice(2) on our own epoll threads) or nio (SwiftNIO channels).")
+    var tcpRelay = TCPRelay.platformDefault.rawValue
+
     @Flag(name: .goStyle("admin-token-reads"), help: "Admin reads need the token too (/_health stays open).")
     var adminTokenReads = false
 
@@ -83,6 +88,10 @@ struct Shuttle: AsyncParsableCommand {
         options.config = config
         options.state = state
         options.drainTimeout = drain
+        guard let relay = TCPRelay(rawValue: tcpRelay) else {
+            throw ValidationError("-tcp-relay \"\(tcpRelay)\" is not splice or nio")
+        }
+        options.tcpRelay = relay
 
         guard let format = LogFormat(rawValue: logFormat) else {
             throw ValidationError("-log-format \"\(logFormat)\" is not text or json")

@@ -7,9 +7,9 @@ import Testing
 
 @Suite("Live changes leave unrelated traffic alone")
 struct LiveChangeTests {
-    @Test("replacing a backend keeps an existing connection through it open and working")
-    func replacingBackendKeepsConnection() async throws {
-        let proxy = ProxyHarness()
+    @Test("replacing a backend keeps an existing connection through it open and working", arguments: TCPRelay.allCases)
+    func replacingBackendKeepsConnection(relay: TCPRelay) async throws {
+        let proxy = ProxyHarness(relay: relay)
         let old = try await TestBackend.start(.echo, group: proxy.group)
         let new = try await TestBackend.start(.name("new"), group: proxy.group)
         try await proxy.apply(Config(services: [tcpService("s", backends: [backend("a", port: old.localAddress!.port!)])]))
@@ -34,9 +34,9 @@ struct LiveChangeTests {
         await proxy.shutdown()
     }
 
-    @Test("removing an unrelated service, and an update that changes nothing, disturb no connection")
-    func unrelatedChanges() async throws {
-        let proxy = ProxyHarness()
+    @Test("removing an unrelated service, and an update that changes nothing, disturb no connection", arguments: TCPRelay.allCases)
+    func unrelatedChanges(relay: TCPRelay) async throws {
+        let proxy = ProxyHarness(relay: relay)
         let echo = try await TestBackend.start(.echo, group: proxy.group)
         let config = Config(services: [
             tcpService("keep", backends: [backend("a", port: echo.localAddress!.port!)]),
@@ -58,9 +58,9 @@ struct LiveChangeTests {
         await proxy.shutdown()
     }
 
-    @Test("an update whose listener cannot be bound changes nothing")
-    func bindFailureChangesNothing() async throws {
-        let proxy = ProxyHarness()
+    @Test("an update whose listener cannot be bound changes nothing", arguments: TCPRelay.allCases)
+    func bindFailureChangesNothing(relay: TCPRelay) async throws {
+        let proxy = ProxyHarness(relay: relay)
         let taken = try await TestBackend.start(.echo, group: proxy.group)
         let takenPort = taken.localAddress!.port!
         try await proxy.apply(Config(services: [tcpService("first", backends: [backend("a", port: takenPort)])]))

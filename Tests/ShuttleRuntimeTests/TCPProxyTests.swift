@@ -8,9 +8,9 @@ import Testing
 
 @Suite("TCP proxying over real sockets")
 struct TCPProxyTests {
-    @Test("bytes make a round trip through a service")
-    func roundTrip() async throws {
-        let proxy = ProxyHarness()
+    @Test("bytes make a round trip through a service", arguments: TCPRelay.allCases)
+    func roundTrip(relay: TCPRelay) async throws {
+        let proxy = ProxyHarness(relay: relay)
         let echo = try await TestBackend.start(.echo, group: proxy.group)
         try await proxy.apply(Config(services: [tcpService("echo", backends: [backend("a", port: echo.localAddress!.port!)])]))
         let client = try await TCPClient.connect(port: try proxy.port(of: "echo"), group: proxy.group)
@@ -25,9 +25,9 @@ struct TCPProxyTests {
         await proxy.shutdown()
     }
 
-    @Test("weighted round robin as seen by real connections follows the original's sequence")
-    func weightedRoundRobin() async throws {
-        let proxy = ProxyHarness()
+    @Test("weighted round robin as seen by real connections follows the original's sequence", arguments: TCPRelay.allCases)
+    func weightedRoundRobin(relay: TCPRelay) async throws {
+        let proxy = ProxyHarness(relay: relay)
         var backends: [BackendConfig] = []
         var servers: [any Channel] = []
         for (name, weight) in [("a", 2), ("b", 1), ("c", 3)] {
@@ -44,9 +44,9 @@ struct TCPProxyTests {
         await proxy.shutdown()
     }
 
-    @Test("least connections sends new clients to the backend with fewer open connections")
-    func leastConnections() async throws {
-        let proxy = ProxyHarness()
+    @Test("least connections sends new clients to the backend with fewer open connections", arguments: TCPRelay.allCases)
+    func leastConnections(relay: TCPRelay) async throws {
+        let proxy = ProxyHarness(relay: relay)
         let a = try await TestBackend.start(.name("a"), group: proxy.group)
         let b = try await TestBackend.start(.name("b"), group: proxy.group)
         try await proxy.apply(
@@ -80,9 +80,9 @@ struct TCPProxyTests {
         await proxy.shutdown()
     }
 
-    @Test("a refused connect fails over to the next backend and counts an error")
-    func failoverOnRefusedConnect() async throws {
-        let proxy = ProxyHarness()
+    @Test("a refused connect fails over to the next backend and counts an error", arguments: TCPRelay.allCases)
+    func failoverOnRefusedConnect(relay: TCPRelay) async throws {
+        let proxy = ProxyHarness(relay: relay)
         let dead = try await TestBackend.refusingPort(group: proxy.group)
         let live = try await TestBackend.start(.name("live"), group: proxy.group)
         try await proxy.apply(
@@ -97,9 +97,9 @@ struct TCPProxyTests {
         await proxy.shutdown()
     }
 
-    @Test("a client is closed when no backend connects")
-    func closedWhenNoBackendConnects() async throws {
-        let proxy = ProxyHarness()
+    @Test("a client is closed when no backend connects", arguments: TCPRelay.allCases)
+    func closedWhenNoBackendConnects(relay: TCPRelay) async throws {
+        let proxy = ProxyHarness(relay: relay)
         let dead = try await TestBackend.refusingPort(group: proxy.group)
         try await proxy.apply(Config(services: [tcpService("none", backends: [backend("a", port: dead)])]))
         let client = try await TCPClient.connect(port: try proxy.port(of: "none"), group: proxy.group)
@@ -108,9 +108,9 @@ struct TCPProxyTests {
         await proxy.shutdown()
     }
 
-    @Test("a client that half-closes still receives the backend's whole answer")
-    func halfCloseFromClient() async throws {
-        let proxy = ProxyHarness()
+    @Test("a client that half-closes still receives the backend's whole answer", arguments: TCPRelay.allCases)
+    func halfCloseFromClient(relay: TCPRelay) async throws {
+        let proxy = ProxyHarness(relay: relay)
         let server = try await TestBackend.start(.answerOnEOF, group: proxy.group)
         try await proxy.apply(Config(services: [tcpService("h", backends: [backend("a", port: server.localAddress!.port!)])]))
         let client = try await TCPClient.connect(port: try proxy.port(of: "h"), group: proxy.group)
@@ -122,9 +122,9 @@ struct TCPProxyTests {
         await proxy.shutdown()
     }
 
-    @Test("bytes and the end of input arriving in one read both reach the backend")
-    func dataWithHalfCloseInOneRead() async throws {
-        let proxy = ProxyHarness()
+    @Test("bytes and the end of input arriving in one read both reach the backend", arguments: TCPRelay.allCases)
+    func dataWithHalfCloseInOneRead(relay: TCPRelay) async throws {
+        let proxy = ProxyHarness(relay: relay)
         let server = try await TestBackend.start(.answerOnEOF, group: proxy.group)
         try await proxy.apply(Config(services: [tcpService("h", backends: [backend("a", port: server.localAddress!.port!)])]))
         let port = try proxy.port(of: "h")
@@ -143,9 +143,9 @@ struct TCPProxyTests {
         await proxy.shutdown()
     }
 
-    @Test("a slow reader stops the backend instead of filling the proxy's memory")
-    func slowReaderIsBounded() async throws {
-        let proxy = ProxyHarness()
+    @Test("a slow reader stops the backend instead of filling the proxy's memory", arguments: TCPRelay.allCases)
+    func slowReaderIsBounded(relay: TCPRelay) async throws {
+        let proxy = ProxyHarness(relay: relay)
         let written = NIOLockedValueBox(0)
         let total = 256 * 1024 * 1024
         let server = try await TestBackend.start(.flood(total: total, written: written), group: proxy.group)
@@ -170,9 +170,9 @@ struct TCPProxyTests {
         await proxy.shutdown()
     }
 
-    @Test("inactivity past client_timeout closes the connection")
-    func clientTimeout() async throws {
-        let proxy = ProxyHarness()
+    @Test("inactivity past client_timeout closes the connection", arguments: TCPRelay.allCases)
+    func clientTimeout(relay: TCPRelay) async throws {
+        let proxy = ProxyHarness(relay: relay)
         let echo = try await TestBackend.start(.echo, group: proxy.group)
         var service = tcpService("idle", backends: [backend("a", port: echo.localAddress!.port!)])
         service.clientTimeout = 500

@@ -30,6 +30,13 @@ struct DaemonEndToEndTests {
         #expect(stderr.contains("services[0].backends[0].address"))
     }
 
+    @Test("-tcp-relay takes splice or nio, nothing else")
+    func unknownRelay() throws {
+        let (status, stderr) = try DaemonProcess.run(["-tcp-relay", "sendfile", "-admin", "127.0.0.1:0"])
+        #expect(status != 0)
+        #expect(stderr.contains("is not splice or nio"))
+    }
+
     @Test("a change through the API survives a restart through the state file; -config is never written")
     func stateSurvivesRestart() async throws {
         let directory = try temporaryDirectory()
@@ -84,12 +91,14 @@ struct DaemonEndToEndTests {
         #expect(await daemon.waitForExit() == 0)
     }
 
-    @Test("SIGTERM stops new connections but lets an open one finish")
-    func sigtermDrains() async throws {
+    @Test("SIGTERM stops new connections but lets an open one finish", arguments: ["splice", "nio"])
+    func sigtermDrains(relay: String) async throws {
         let directory = try temporaryDirectory()
         let echo = try await TestBackend.start(.echo, group: Self.group)
         let config = try configFile(in: directory, backendPort: echo.localAddress!.port!)
-        let daemon = try DaemonProcess(["-config", config.path, "-admin", "127.0.0.1:0", "-drain-timeout", "30s"])
+        let daemon = try DaemonProcess([
+            "-config", config.path, "-admin", "127.0.0.1:0", "-drain-timeout", "30s", "-tcp-relay", relay,
+        ])
         let port = try await daemon.adminPort()
         let servicePort = try listenPort(admin: port, service: "echo")
         let client = try await TCPClient.connect(port: servicePort, group: Self.group)

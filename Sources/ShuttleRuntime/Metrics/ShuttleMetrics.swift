@@ -41,8 +41,12 @@ public final class ShuttleMetrics: Sendable {
 
     /// How long a backend took to accept a connection.
     public func recordConnect(service: String, backend: String, nanoseconds: Int64) {
+        connectTimer(service: service, backend: backend).recordNanoseconds(nanoseconds)
+    }
+
+    /// The timer `recordConnect` records into, for a caller that keeps it.
+    func connectTimer(service: String, backend: String) -> CoreMetrics.Timer {
         timer(TimerKey(name: "shuttle_backend_connect_duration_seconds", service: service, backend: backend))
-            .recordNanoseconds(nanoseconds)
     }
 
     /// How long an HTTP request took, from its head to the end of its answer.

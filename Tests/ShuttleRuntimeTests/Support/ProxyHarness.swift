@@ -13,8 +13,10 @@ final class ProxyHarness: Sendable {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
     let driver: Driver
 
-    init(settings: ProxySettings = ProxySettings()) {
-        driver = Driver(group: group, control: group.next(), logger: testLogger(), stateFile: nil, settings: settings)
+    init(settings: ProxySettings = ProxySettings(), relay: TCPRelay = .platformDefault) {
+        driver = Driver(
+            group: group, control: group.next(), logger: testLogger(), stateFile: nil, settings: settings,
+            tcpRelay: relay, relayThreads: 2)
     }
 
     /// Applies a command and expects it to be applied.
@@ -46,6 +48,7 @@ final class ProxyHarness: Sendable {
     func shutdown() async {
         try? await driver.closeListeners().get()
         driver.stopHealthChecks()
+        driver.shutdownRelay()
         try? await group.shutdownGracefully()
     }
 }

@@ -1,0 +1,57 @@
+#ifndef C_SHUTTLE_SPLICE_H
+#define C_SHUTTLE_SPLICE_H
+
+// The few Linux calls of the splice relay that Swift's Glibc module does not
+// show (they sit behind _GNU_SOURCE or in headers it leaves out), wrapped in
+// plain C types. Constants are Linux's own values, checked in the .c file.
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum {
+    CSHUTTLE_EPOLLIN = 0x001,
+    CSHUTTLE_EPOLLOUT = 0x004,
+    CSHUTTLE_EPOLLERR = 0x008,
+    CSHUTTLE_EPOLLHUP = 0x010,
+    CSHUTTLE_EPOLLRDHUP = 0x2000,
+    CSHUTTLE_EPOLLEXCLUSIVE = 0x10000000,
+};
+/// EPOLLET (1u << 31) as an unsigned value.
+static const uint32_t CSHUTTLE_EPOLLET = 0x80000000u;
+
+/// One epoll event, unpacked.
+typedef struct {
+    uint32_t events;
+    uint64_t data;
+} cshuttle_event;
+
+/// An epoll instance (close-on-exec); -1 and errno on failure.
+int cshuttle_epoll_create(void);
+/// EPOLL_CTL_ADD / MOD / DEL as op 1 / 3 / 2.
+int cshuttle_epoll_add(int epfd, int fd, uint32_t events, uint64_t data);
+int cshuttle_epoll_modify(int epfd, int fd, uint32_t events, uint64_t data);
+int cshuttle_epoll_remove(int epfd, int fd);
+/// Waits for up to `max` events (at most 1024); returns their number.
+int cshuttle_epoll_wait(int epfd, cshuttle_event *events, int max, int timeout_ms);
+
+/// A nonblocking, close-on-exec eventfd.
+int cshuttle_eventfd(void);
+
+/// A nonblocking, close-on-exec pipe of about `size` bytes (the default
+/// size when the system refuses that one). fds[0] reads, fds[1] writes.
+int cshuttle_pipe(int fds[2], int size);
+
+/// splice(2) with SPLICE_F_MOVE | SPLICE_F_NONBLOCK, no offsets.
+ssize_t cshuttle_splice(int fd_in, int fd_out, size_t len);
+
+/// accept4(2) with SOCK_NONBLOCK | SOCK_CLOEXEC; `address` may be NULL.
+int cshuttle_accept(int fd, void *address, uint32_t *length);
+
+/// A nonblocking, close-on-exec TCP socket of the family.
+int cshuttle_tcp_socket(int family);
+
+/// The monotonic clock in nanoseconds.
+uint64_t cshuttle_now(void);
+
+#endif

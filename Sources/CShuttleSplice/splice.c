@@ -1,0 +1,85 @@
+#ifdef __linux__
+#define _GNU_SOURCE
+#include "CShuttleSplice.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+_Static_assert(CSHUTTLE_EPOLLIN == EPOLLIN, "EPOLLIN");
+_Static_assert(CSHUTTLE_EPOLLOUT == EPOLLOUT, "EPOLLOUT");
+_Static_assert(CSHUTTLE_EPOLLERR == EPOLLERR, "EPOLLERR");
+_Static_assert(CSHUTTLE_EPOLLHUP == EPOLLHUP, "EPOLLHUP");
+_Static_assert(CSHUTTLE_EPOLLRDHUP == EPOLLRDHUP, "EPOLLRDHUP");
+_Static_assert(CSHUTTLE_EPOLLEXCLUSIVE == EPOLLEXCLUSIVE, "EPOLLEXCLUSIVE");
+_Static_assert(0x80000000u == (uint32_t)EPOLLET, "EPOLLET");
+
+int cshuttle_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+static int control(int epfd, int op, int fd, uint32_t events, uint64_t data) {
+    struct epoll_event event = {.events = events, .data = {.u64 = data}};
+    return epoll_ctl(epfd, op, fd, &event);
+}
+
+int cshuttle_epoll_add(int epfd, int fd, uint32_t events, uint64_t data) {
+    return control(epfd, EPOLL_CTL_ADD, fd, events, data);
+}
+
+int cshuttle_epoll_modify(int epfd, int fd, uint32_t events, uint64_t data) {
+    return control(epfd, EPOLL_CTL_MOD, fd, events, data);
+}
+
+int cshuttle_epoll_remove(int epfd, int fd) { return control(epfd, EPOLL_CTL_DEL, fd, 0, 0); }
+
+int cshuttle_epoll_wait(int epfd, cshuttle_event *events, int max, int timeout_ms) {
+    struct epoll_event raw[1024];
+    if (max > 1024) max = 1024;
+    int count;
+    do {
+        count = epoll_wait(epfd, raw, max, timeout_ms);
+    } while (count < 0 && errno == EINTR);
+    for (int i = 0; i < count; i++) {
+        events[i].events = raw[i].events;
+        events[i].data = raw[i].data.u64;
+    }
+    return count;
+}
+
+int cshuttle_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+
+int cshuttle_pipe(int fds[2], int size) {
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return -1;
+    if (size > 0) (void)fcntl(fds[0], F_SETPIPE_SZ, size);
+    return 0;
+}
+
+ssize_t cshuttle_splice(int fd_in, int fd_out, size_t len) {
+    ssize_t n;
+    do {
+        n = splice(fd_in, NULL, fd_out, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    } while (n < 0 && errno == EINTR);
+    return n;
+}
+
+int cshuttle_accept(int fd, void *address, uint32_t *length) {
+    socklen_t size = length ? *length : 0;
+    int client;
+    do {
+        client = accept4(fd, address, address ? &size : NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    } while (client < 0 && errno == EINTR);
+    if (length) *length = size;
+    return client;
+}
+
+int cshuttle_tcp_socket(int family) { return socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0); }
+
+uint64_t cshuttle_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+#endif

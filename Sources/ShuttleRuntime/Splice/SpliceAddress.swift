@@ -1,0 +1,149 @@
+#if os(Linux)
+import CShuttleSplice
+import Glibc
+
+/// A socket address as the kernel takes it, for the splice relay's own
+/// sockets (SwiftNIO's `SocketAddress` does not hand its bytes out).
+struct SpliceAddress: @unchecked Sendable {  // plain bytes
+    var storage = sockaddr_storage()
+    var length: socklen_t = 0
+
+    var family: Int32 { Int32(storage.ss_family) }
+
+    /// An IPv4 or IPv6 literal (no resolution); nil for anything else.
+    init?(ip: String, port: Int) {
+        guard (0...65535).contains(port) else { return nil }
+        let bigEndianPort = in_port_t(UInt16(port).bigEndian)
+        var v4 = sockaddr_in()
+        if inet_pton(AF_INET, ip, &v4.sin_addr) == 1 {
+            v4.sin_family = sa_family_t(AF_INET)
+            v4.sin_port = bigEndianPort
+            self.init(v4)
+            return
+        }
+        var v6 = sockaddr_in6()
+        if inet_pton(AF_INET6, ip, &v6.sin6_addr) == 1 {
+            v6.sin6_family = sa_family_t(AF_INET6)
+            v6.sin6_port = bigEndianPort
+            self.init(v6)
+            return
+        }
+        return nil
+    }
+
+    init<Address>(_ address: Address) {
+        withUnsafeMutableBytes(of: &storage) { target in
+            withUnsafeBytes(of: address) { target.copyMemory(from: $0) }
+        }
+        length = socklen_t(MemoryLayout<Address>.size)
+    }
+
+    init() {}
+
+    /// Resolves a host name with getaddrinfo (blocking: call it off the
+    /// relay's threads); the first address of the family, or why none.
+    static func resolve(_ host: String, port: Int, family: Int32, passive: Bool) -> Result<SpliceAddress, ResolveError> {
+        var hints = addrinfo()
+        hints.ai_family = family
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = passive ? AI_PASSIVE : 0
+        var list: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(host, String(port), &hints, &list)
+        guard status == 0, let first = list else {
+            return .failure(ResolveError(host: host, reason: String(cString: gai_strerror(status))))
+        }
+        defer { freeaddrinfo(list) }
+        var entry: UnsafeMutablePointer<addrinfo>? = first
+        while let current = entry {
+            let info = current.pointee
+            if let address = info.ai_addr, info.ai_family == AF_INET || info.ai_family == AF_INET6 {
+                var result = SpliceAddress()
+                withUnsafeMutableBytes(of: &result.storage) { target in
+                    target.copyMemory(from: UnsafeRawBufferPointer(start: address, count: Int(info.ai_addrlen)))
+                }
+                result.length = info.ai_addrlen
+                return .success(result)
+            }
+            entry = info.ai_next
+        }
+        return .failure(ResolveError(host: host, reason: "no IPv4 or IPv6 address"))
+    }
+
+    struct ResolveError: Error, CustomStringConvertible {
+        var host: String
+        var reason: String
+        var description: String { "cannot resolve \(host): \(reason)" }
+    }
+
+    /// The address of a socket's own end (getsockname).
+    static func local(of fd: Int32) -> SpliceAddress? {
+        var address = SpliceAddress()
+        address.length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let status = withUnsafeMutablePointer(to: &address.storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &address.length) }
+        }
+        return status == 0 ? address : nil
+    }
+
+    /// The IP address as text, as SwiftNIO's `ipAddress` gives it.
+    var ipString: String {
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        var storage = self.storage
+        let ok: Bool = withUnsafeBytes(of: &storage) { raw in
+            switch family {
+            case AF_INET:
+                let v4 = raw.load(as: sockaddr_in.self)
+                var ip = v4.sin_addr
+                return inet_ntop(AF_INET, &ip, &text, socklen_t(text.count)) != nil
+            case AF_INET6:
+                let v6 = raw.load(as: sockaddr_in6.self)
+                var ip = v6.sin6_addr
+                return inet_ntop(AF_INET6, &ip, &text, socklen_t(text.count)) != nil
+            default:
+                return false
+            }
+        }
+        guard ok else { return "" }
+        return text.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+    }
+
+    var port: Int {
+        withUnsafeBytes(of: storage) { raw in
+            switch family {
+            case AF_INET: return Int(UInt16(bigEndian: raw.load(as: sockaddr_in.self).sin_port))
+            case AF_INET6: return Int(UInt16(bigEndian: raw.load(as: sockaddr_in6.self).sin6_port))
+            default: return 0
+            }
+        }
+    }
+
+    /// `ip:port`, IPv6 in brackets (as `Driver.describe` writes addresses).
+    var description: String {
+        family == AF_INET6 ? "[\(ipString)]:\(port)" : "\(ipString):\(port)"
+    }
+
+    /// Calls `body` with the address as the kernel takes it.
+    func withSockaddr<T>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
+        withUnsafeBytes(of: storage) { raw in
+            body(raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), length)
+        }
+    }
+}
+
+/// `strerror` as Swift text, with the number (as NIO's `IOError` shows it).
+func describeErrno(_ call: String, _ number: Int32) -> String {
+    "\(call): \(String(cString: strerror(number))) (errno: \(number))"
+}
+
+extension SpliceAddress {
+    /// The address of a socket's peer (getpeername).
+    static func peer(of fd: Int32) -> SpliceAddress? {
+        var address = SpliceAddress()
+        address.length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let status = withUnsafeMutablePointer(to: &address.storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &address.length) }
+        }
+        return status == 0 ? address : nil
+    }
+}
+#endif

@@ -1,0 +1,149 @@
+#if os(Linux)
+import CShuttleSplice
+import Glibc
+import Logging
+import NIOCore
+import ShuttleModel
+import Synchronization
+
+/// A TCP service's listening socket on the splice relay. One socket, in
+/// every relay loop's epoll set with EPOLLEXCLUSIVE, so that a new client
+/// wakes one loop, which accepts it and relays it. (Not one SO_REUSEPORT
+/// socket per loop: that would let two listeners share a port silently,
+/// where the model expects the second bind to fail.)
+final class SpliceListener: SpliceSource, @unchecked Sendable {  // immutable but for the atomics
+    let id: ListenerID
+    let fd: Int32
+    let driver: Driver
+    let relay: SpliceRelay
+    /// Where it listens, `ip:port`.
+    let address: String
+    private let closing = Atomic<Bool>(false)
+    private let loopsLeft: Atomic<Int>
+
+    /// How many clients one wake-up accepts before letting the loop go on.
+    static let acceptsPerWakeup = 64
+    static let backlog: Int32 = 1024
+    /// Level-triggered: a loop that leaves clients in the queue is told again.
+    static let events = UInt32(CSHUTTLE_EPOLLIN | CSHUTTLE_EPOLLEXCLUSIVE)
+    static let tag: UInt64 = 3
+
+    var isClosing: Bool { closing.load(ordering: .relaxed) }
+
+    private init(id: ListenerID, fd: Int32, driver: Driver, relay: SpliceRelay, address: String) {
+        self.id = id
+        self.fd = fd
+        self.driver = driver
+        self.relay = relay
+        self.address = address
+        loopsLeft = Atomic(relay.loops.count)
+    }
+
+    /// Binds and listens (on the caller's thread: a few system calls, and a
+    /// blocking resolution for a listen address that is a host name).
+    static func bind(_ listener: Listener, driver: Driver, relay: SpliceRelay) throws -> SpliceListener {
+        guard case .success(let parsed) = HostPort.parse(listener.address, listening: true) else {
+            throw ListenError.badAddress(listener.address)
+        }
+        let address: SpliceAddress
+        switch parsed.host {
+        case .any:
+            address = SpliceAddress(ip: listener.network == .tcp6 ? "::" : "0.0.0.0", port: parsed.port)!
+        case .ipv4(let ip), .ipv6(let ip):
+            if let literal = SpliceAddress(ip: ip, port: parsed.port) {
+                address = literal
+            } else {
+                address = try resolve(ip, port: parsed.port, network: listener.network)
+            }
+        case .name(let name):
+            address = try resolve(name, port: parsed.port, network: listener.network)
+        }
+        let fd = cshuttle_tcp_socket(address.family)
+        guard fd >= 0 else { throw SpliceError.system(describeErrno("socket", errno)) }
+        var one: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        // Accepted sockets inherit it: one system call per listener, not per client.
+        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        guard address.withSockaddr({ Glibc.bind(fd, $0, $1) }) == 0 else {
+            let failure = errno
+            Glibc.close(fd)
+            throw SpliceError.system(describeErrno("bind(descriptor:ptr:bytes:)", failure))
+        }
+        guard listen(fd, backlog) == 0 else {
+            let failure = errno
+            Glibc.close(fd)
+            throw SpliceError.system(describeErrno("listen", failure))
+        }
+        let bound = SpliceAddress.local(of: fd)?.description ?? listener.address
+        let spliceListener = SpliceListener(id: listener.id, fd: fd, driver: driver, relay: relay, address: bound)
+        for loop in relay.loops {
+            guard loop.register(fd, events: events, source: spliceListener, tag: tag)
+            else {
+                let failure = errno
+                for other in relay.loops { _ = cshuttle_epoll_remove(other.epoll, fd) }
+                Glibc.close(fd)
+                throw SpliceError.system(describeErrno("epoll_ctl", failure))
+            }
+        }
+        return spliceListener
+    }
+
+    private static func resolve(_ host: String, port: Int, network: Network) throws -> SpliceAddress {
+        let family = network == .tcp4 ? AF_INET : network == .tcp6 ? AF_INET6 : AF_UNSPEC
+        switch SpliceAddress.resolve(host, port: port, family: family, passive: true) {
+        case .success(let address): return address
+        case .failure(let error): throw error
+        }
+    }
+
+    override func handle(_ events: UInt32, tag: UInt64, loop: SpliceLoop) {
+        for _ in 0..<Self.acceptsPerWakeup {
+            var peer = SpliceAddress()
+            peer.length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let client = withUnsafeMutablePointer(to: &peer.storage) { cshuttle_accept(fd, $0, &peer.length) }
+            if client >= 0 {
+                SpliceConnection.start(client: client, peer: peer, listener: id, loop: loop, driver: driver)
+                continue
+            }
+            switch errno {
+            case EAGAIN, EINVAL:  // no more clients; or closed meanwhile
+                return
+            case ECONNABORTED, EPROTO, EPERM:
+                continue
+            case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                driver.logger.error(
+                    "accept failed, pausing this listener for a second",
+                    metadata: ["address": "\(address)", "error": "\(describeErrno("accept4", errno))"])
+                loop.pauseAccepting(self)
+                return
+            default:
+                driver.logger.error("accept failed", metadata: ["address": "\(address)", "error": "\(describeErrno("accept4", errno))"])
+                return
+            }
+        }
+    }
+
+    /// Stops accepting at once (the port can be bound again), and closes the
+    /// socket once no loop can be handling an event of it.
+    func close(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        let promise = eventLoop.makePromise(of: Void.self)
+        guard !closing.exchange(true, ordering: .relaxed) else {
+            promise.succeed()
+            return promise.futureResult
+        }
+        for loop in relay.loops { _ = cshuttle_epoll_remove(loop.epoll, fd) }
+        _ = shutdown(fd, Int32(SHUT_RDWR))
+        for loop in relay.loops {
+            // Tasks run after the batch they were posted in: any event of
+            // this socket still in a batch is handled by then.
+            loop.post { [self] in
+                if loopsLeft.wrappingSubtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
+                    Glibc.close(fd)
+                    promise.succeed()
+                }
+            }
+        }
+        return promise.futureResult
+    }
+}
+#endif

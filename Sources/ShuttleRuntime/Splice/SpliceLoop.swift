@@ -1,0 +1,216 @@
+#if os(Linux)
+import CShuttleSplice
+import CoreMetrics
+import Foundation
+import Glibc
+import NIOConcurrencyHelpers
+import ShuttleModel
+
+/// Something registered in a relay loop's epoll set: a listening socket or
+/// a connection. The event's data is the object's address (unretained; the
+/// loop keeps it alive) with a small tag in the low bits saying which of its
+/// file descriptors is ready.
+class SpliceSource: @unchecked Sendable {  // each subclass says how it is confined
+    func handle(_ events: UInt32, tag: UInt64, loop: SpliceLoop) {}
+}
+
+/// One relay thread: an edge-triggered epoll loop over the connections it
+/// accepted, with its own pipe pool, a coarse clock for the timeouts and the
+/// byte reports, and a queue of tasks other threads hand it.
+final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loop's thread
+    let epoll: Int32
+    private let wake: Int32
+    private let tasks = NIOLockedValueBox<[@Sendable () -> Void]>([])
+    /// The monotonic clock in nanoseconds, read once per wake-up.
+    private(set) var now: UInt64 = cshuttle_now()
+    let pipes = PipePool()
+    /// Where a direction copies a short message (see `SpliceDirection`):
+    /// 8 KiB, what the smallest pipe the system gives (two pages, past the
+    /// user's pipe quota) still takes whole when a sink leaves some behind.
+    let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 8 * 1024, alignment: 64)
+    /// Backend addresses that are IP literals, parsed once.
+    private var addresses: [String: SpliceAddress] = [:]
+    /// Each backend's connect-time timer, looked up once.
+    private var connectTimers: [BackendID: CoreMetrics.Timer] = [:]
+    private var connections: [SpliceConnection] = []
+    /// Connections that spent their turn with bytes still to move (edge
+    /// triggering will not say so again): pumped again after the batch.
+    private var again: [SpliceConnection] = []
+    /// Closed during this batch: kept alive until its events are handled.
+    private var retired: [SpliceSource] = []
+    /// Listeners this loop stopped accepting from for a while (out of
+    /// descriptors), and when to take them up again.
+    private var paused: [(listener: SpliceListener, until: UInt64)] = []
+    private var running = true
+    private var nextTick: UInt64 = 0
+    private var thread: Thread?
+
+    /// How often timeouts and byte reports are looked at.
+    static let tickInterval: UInt64 = 100_000_000
+    static let batchSize = 256
+
+    init() throws {
+        let epoll = cshuttle_epoll_create()
+        guard epoll >= 0 else { throw SpliceError.system(describeErrno("epoll_create1", errno)) }
+        let wake = cshuttle_eventfd()
+        guard wake >= 0 else {
+            let failure = errno
+            close(epoll)
+            throw SpliceError.system(describeErrno("eventfd", failure))
+        }
+        self.epoll = epoll
+        self.wake = wake
+        // Data 0 is the wake-up; no object lives at address 0.
+        _ = cshuttle_epoll_add(epoll, wake, UInt32(CSHUTTLE_EPOLLIN) | CSHUTTLE_EPOLLET, 0)
+    }
+
+    func start(name: String) {
+        let thread = Thread { [self] in run() }
+        thread.name = name
+        self.thread = thread
+        thread.start()
+    }
+
+    /// Runs `task` on the loop's thread, after the events of the current batch.
+    func post(_ task: @escaping @Sendable () -> Void) {
+        let first = tasks.withLockedValue { tasks in
+            tasks.append(task)
+            return tasks.count == 1
+        }
+        if first {
+            var one: UInt64 = 1
+            _ = write(wake, &one, 8)
+        }
+    }
+
+    /// Stops the loop: every open connection is closed (and reported closed).
+    func stop() {
+        post { [self] in running = false }
+    }
+
+    /// Registers `fd` of `source` for `events` (EPOLLET added by the caller).
+    func register(_ fd: Int32, events: UInt32, source: SpliceSource, tag: UInt64) -> Bool {
+        let data = UInt64(UInt(bitPattern: Unmanaged.passUnretained(source).toOpaque())) | tag
+        return cshuttle_epoll_add(epoll, fd, events, data) == 0
+    }
+
+    func add(_ connection: SpliceConnection) {
+        connection.slot = connections.count
+        connections.append(connection)
+    }
+
+    func remove(_ connection: SpliceConnection) {
+        let slot = connection.slot
+        guard slot >= 0, slot < connections.count, connections[slot] === connection else { return }
+        let last = connections.removeLast()
+        if slot < connections.count {
+            connections[slot] = last
+            last.slot = slot
+        }
+        connection.slot = -1
+        retired.append(connection)
+    }
+
+    func address(of backend: String) -> SpliceAddress? {
+        addresses[backend]
+    }
+
+    func remember(_ address: SpliceAddress, for backend: String) {
+        if addresses.count >= 4096 { addresses.removeAll() }
+        addresses[backend] = address
+    }
+
+    func recordConnect(_ target: BackendTarget, nanoseconds: Int64, metrics: ShuttleMetrics) {
+        if let timer = connectTimers[target.id] {
+            timer.recordNanoseconds(nanoseconds)
+            return
+        }
+        if connectTimers.count >= 4096 { connectTimers.removeAll() }
+        let timer = metrics.connectTimer(service: target.service, backend: target.name)
+        connectTimers[target.id] = timer
+        timer.recordNanoseconds(nanoseconds)
+    }
+
+    func pumpAgain(_ connection: SpliceConnection) {
+        again.append(connection)
+    }
+
+    private func run() {
+        var events = [cshuttle_event](repeating: cshuttle_event(), count: Self.batchSize)
+        nextTick = now + Self.tickInterval
+        while running {
+            let timeout: Int32
+            if !again.isEmpty {
+                timeout = 0
+            } else if connections.isEmpty && paused.isEmpty {
+                timeout = -1
+            } else {
+                timeout = nextTick > now ? Int32((nextTick - now) / 1_000_000) + 1 : 0
+            }
+            let count = events.withUnsafeMutableBufferPointer {
+                cshuttle_epoll_wait(epoll, $0.baseAddress, Int32(Self.batchSize), timeout)
+            }
+            now = cshuttle_now()
+            var woken = false
+            for index in 0..<max(0, Int(count)) {
+                let event = events[index]
+                if event.data == 0 {
+                    woken = true
+                    continue
+                }
+                let tag = event.data & 7
+                guard let pointer = UnsafeRawPointer(bitPattern: UInt(event.data & ~7)) else { continue }
+                Unmanaged<SpliceSource>.fromOpaque(pointer).takeUnretainedValue().handle(event.events, tag: tag, loop: self)
+            }
+            if !again.isEmpty {
+                let pending = again
+                again.removeAll(keepingCapacity: true)
+                for connection in pending { connection.pump() }
+            }
+            if woken { runTasks() }
+            if now >= nextTick {
+                nextTick = now + Self.tickInterval
+                for connection in connections { connection.tick(now) }
+                if !paused.isEmpty { resumeAccepting() }
+            }
+            retired.removeAll(keepingCapacity: true)
+        }
+        for connection in connections { connection.abort() }
+        connections.removeAll()
+        paused.removeAll()
+        runTasks()
+        again.removeAll()
+        retired.removeAll()
+        pipes.closeAll()
+        scratch.deallocate()
+        close(wake)
+        close(epoll)
+    }
+
+    /// Stops accepting from `listener` on this loop for a second: with no
+    /// descriptor left, its level-triggered readiness would spin the loop.
+    func pauseAccepting(_ listener: SpliceListener) {
+        _ = cshuttle_epoll_remove(epoll, listener.fd)
+        paused.append((listener, now + 1_000_000_000))
+    }
+
+    private func resumeAccepting() {
+        let due = paused.filter { $0.until <= now }
+        paused.removeAll { $0.until <= now }
+        for (listener, _) in due where !listener.isClosing {
+            _ = register(listener.fd, events: SpliceListener.events, source: listener, tag: SpliceListener.tag)
+        }
+    }
+
+    private func runTasks() {
+        var count: UInt64 = 0
+        _ = read(wake, &count, 8)
+        let pending = tasks.withLockedValue { tasks in
+            defer { tasks.removeAll() }
+            return tasks
+        }
+        for task in pending { task() }
+    }
+}
+
+#endif
