@@ -11,7 +11,7 @@ import ShuttleModel
 /// the model as `TCPProxyConnection`: `.backendConnected` or
 /// `.backendConnectFailed` per attempt, byte counts at most once a second
 /// and at the end, `.connectionClosed` once.
-final class SpliceConnection: SpliceSource, @unchecked Sendable {  // confined to its loop's thread
+final class SpliceConnection: SpliceSource, PlacedClient, @unchecked Sendable {  // confined to its loop's thread
     let id: ConnectionID
     let driver: Driver
     unowned let loop: SpliceLoop
@@ -80,27 +80,14 @@ final class SpliceConnection: SpliceSource, @unchecked Sendable {  // confined t
 
     // MARK: Placing and connecting
 
-    private func carryOut(_ actions: [Action]) {
-        for action in actions {
-            switch action {
-            case .connectBackend(let id, let target) where id == self.id:
-                connect(target)
-            case .closeClient(let id, let reason) where id == self.id:
-                closeWithoutBackend(reason)
-            default:
-                driver.perform(action)
-            }
-        }
-    }
-
-    private func closeWithoutBackend(_ reason: CloseReason) {
+    func closeWithoutBackend(_ reason: CloseReason) {
         driver.logger.warning(
             "client closed without a backend",
             metadata: ["client": "\(SpliceAddress.peer(of: client)?.description ?? "?")", "reason": "\(reason)"])
         finish()
     }
 
-    private func connect(_ target: BackendTarget) {
+    func connect(_ target: BackendTarget) {
         guard state != .closed else { return }
         self.target = target
         state = .placing

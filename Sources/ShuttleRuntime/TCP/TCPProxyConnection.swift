@@ -6,7 +6,7 @@ import ShuttleModel
 /// One client of a TCP service: placed on a backend by the model (with
 /// failover on connect errors, as the model decides), then glued to it.
 /// Everything here runs on the client channel's event loop.
-final class TCPProxyConnection: @unchecked Sendable {  // confined to the client's event loop
+final class TCPProxyConnection: PlacedClient, @unchecked Sendable {  // confined to the client's event loop
     let id: ConnectionID
     let client: any Channel
     let driver: Driver
@@ -46,27 +46,14 @@ final class TCPProxyConnection: @unchecked Sendable {  // confined to the client
         }
     }
 
-    private func carryOut(_ actions: [Action]) {
-        for action in actions {
-            switch action {
-            case .connectBackend(let id, let target) where id == self.id:
-                connect(target)
-            case .closeClient(let id, let reason) where id == self.id:
-                closeWithoutBackend(reason)
-            default:
-                driver.perform(action)
-            }
-        }
-    }
-
-    private func closeWithoutBackend(_ reason: CloseReason) {
+    func closeWithoutBackend(_ reason: CloseReason) {
         driver.logger.warning(
             "client closed without a backend",
             metadata: ["client": "\(client.remoteAddress.map(Driver.describe) ?? "?")", "reason": "\(reason)"])
         client.close(promise: nil)
     }
 
-    private func connect(_ target: BackendTarget) {
+    func connect(_ target: BackendTarget) {
         guard case .success(let address) = HostPort.parse(target.address, listening: false) else {
             carryOut(driver.send(.backendConnectFailed(id, reason: "bad address \(target.address)")))
             return

@@ -136,7 +136,7 @@ final class UDPServiceHandler: ChannelInboundHandler, @unchecked Sendable {  // 
 }
 
 /// One client's flow: its own connected socket to the chosen backend.
-final class UDPFlow: @unchecked Sendable {  // confined to the service's event loop
+final class UDPFlow: PlacedClient, @unchecked Sendable {  // confined to the service's event loop
     let id: ConnectionID
     let client: SocketAddress
     unowned let service: UDPServiceHandler
@@ -163,24 +163,11 @@ final class UDPFlow: @unchecked Sendable {  // confined to the service's event l
         let key = BalanceKey(client.ipAddress ?? "")
         switch driver.place(id, listener: listener, key: key) {
         case .connect(let target): connect(target)
-        case .close(let reason): dropWithoutBackend(reason)
+        case .close(let reason): closeWithoutBackend(reason)
         }
     }
 
-    func carryOut(_ actions: [Action]) {
-        for action in actions {
-            switch action {
-            case .connectBackend(let id, let target) where id == self.id:
-                connect(target)
-            case .closeClient(let id, let reason) where id == self.id:
-                dropWithoutBackend(reason)
-            default:
-                driver.perform(action)
-            }
-        }
-    }
-
-    private func dropWithoutBackend(_ reason: CloseReason) {
+    func closeWithoutBackend(_ reason: CloseReason) {
         driver.logger.warning("datagrams dropped: no backend", metadata: ["client": "\(client)", "reason": "\(reason)"])
         ended = true
         queued.removeAll()
