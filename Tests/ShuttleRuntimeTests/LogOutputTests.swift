@@ -56,6 +56,17 @@ struct LogOutputTests {
         #expect(lines.last == "shuttle: \(extra) log lines dropped while standard error was slow")
     }
 
+    @Test("an empty write does not stall the lines after it")
+    func emptyWrite() async throws {
+        let received = NIOLockedValueBox("")
+        let output = LogOutput { text in received.withLockedValue { $0 += text } }
+        output.write("")
+        output.flush()
+        output.write("after\n")
+        output.flush()
+        #expect(received.withLockedValue { $0 } == "after\n")
+    }
+
     @Test("access log durations have six decimals, as the original's %.6f")
     func durations() {
         #expect(AccessLog.seconds(0) == "0.000000")

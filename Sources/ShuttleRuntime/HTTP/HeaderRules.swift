@@ -139,7 +139,6 @@ enum HeaderRules {
     }
 }
 
-
 extension Substring {
     /// Without the spaces and tabs at either end (HTTP's optional whitespace).
     func trimmingSpaces() -> Substring {

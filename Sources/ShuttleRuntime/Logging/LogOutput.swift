@@ -56,15 +56,15 @@ public final class LogOutput: Sendable {
     /// Writes what is pending until nothing is.
     private func drain() {
         while true {
-            let (text, dropped) = state.withLockedValue { s -> (String, Int) in
+            let taken = state.withLockedValue { s -> (text: String, dropped: Int)? in
                 guard s.lines > 0 || s.dropped > 0 else {
                     s.draining = false
-                    return ("", 0)
+                    return nil
                 }
                 defer { s = Pending(draining: true) }
                 return (s.text, s.dropped)
             }
-            if text.isEmpty && dropped == 0 { return }
+            guard let (text, dropped) = taken else { return }
             if !text.isEmpty { sink(text) }
             if dropped > 0 { sink("shuttle: \(dropped) log lines dropped while standard error was slow\n") }
         }
