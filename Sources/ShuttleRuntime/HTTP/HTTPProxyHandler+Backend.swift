@@ -208,12 +208,17 @@ extension HTTPProxyHandler: BackendConnectionDelegate {
             }
             failExchange(exchange, status: .badGateway, reason: reason)
         } else {
-            // Part of the answer went out: only a close can tell the client.
+            // Part of the answer went out: only a close can tell the client,
+            // after what arrived before the backend's end is sent on.
             exchange.error = reason
             releaseBackend(of: exchange, reusable: false)
             report(exchange, outcome: .failed(status: exchange.status, reason: reason))
             self.exchange = nil
             closing = true
+            if clientFlushPending {
+                clientFlushPending = false
+                context.flush()
+            }
             context.close(promise: nil)
         }
     }
