@@ -197,13 +197,11 @@ struct TCPRelayTests {
     @Test("a backend that never answers the connect is given up after connect_timeout", arguments: TCPRelay.allCases)
     func connectTimeout(relay: TCPRelay) async throws {
         let proxy = ProxyHarness(relay: relay)
-        // A listener whose accept queue is full drops further SYNs: a
-        // connect to it hangs.
-        let server = try RawSocket.listen(backlog: 0)
-        defer { close(server.fd) }
-        // With a backlog of 0 the queue holds one connection.
-        let filler = try RawSocket.connect(port: server.port)
-        defer { close(filler) }
+        let server = try RawSocket.hangingListener()
+        defer {
+            close(server.filler)
+            close(server.fd)
+        }
         var service = tcpService("slow", backends: [backend("a", port: server.port)])
         service.connectTimeout = 300
         try await proxy.apply(Config(services: [service]))
@@ -217,10 +215,11 @@ struct TCPRelayTests {
     @Test("a client that resets while its backend is being connected is let go when the attempt ends", arguments: TCPRelay.allCases)
     func clientResetDuringConnect(relay: TCPRelay) async throws {
         let proxy = ProxyHarness(relay: relay)
-        let server = try RawSocket.listen(backlog: 0)
-        defer { close(server.fd) }
-        let filler = try RawSocket.connect(port: server.port)
-        defer { close(filler) }
+        let server = try RawSocket.hangingListener()
+        defer {
+            close(server.filler)
+            close(server.fd)
+        }
         var service = tcpService("reset", backends: [backend("a", port: server.port)])
         // Long enough to see the connection placed on a busy machine.
         service.connectTimeout = 3000

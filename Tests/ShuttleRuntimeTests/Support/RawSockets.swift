@@ -72,6 +72,19 @@ enum RawSocket {
         return fd
     }
 
+    /// A listener a connect to hangs on: its accept queue (backlog 0 holds
+    /// one connection) is filled by `filler`, so further SYNs are dropped.
+    /// Close both when done.
+    static func hangingListener() throws -> (fd: Int32, port: Int, filler: Int32) {
+        let server = try listen(backlog: 0)
+        do {
+            return (server.fd, server.port, try connect(port: server.port))
+        } catch {
+            close(server.fd)
+            throw error
+        }
+    }
+
     static func connect(port: Int) throws -> Int32 {
         let fd = try makeSocket()
         var address = loopback(port: port)
