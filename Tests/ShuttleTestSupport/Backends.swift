@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -35,12 +38,39 @@ public enum TestBackend {
             .bind(host: "127.0.0.1", port: port).get()
     }
 
-    /// A port on 127.0.0.1 where nothing listens (bound, then closed).
+    /// A port on 127.0.0.1 that refuses connections: a socket bound to it
+    /// and never listening holds it for the rest of the run. (A port bound
+    /// and closed again could be taken by another test's listener running
+    /// in parallel, and then it answers.)
     public static func refusingPort(group: any EventLoopGroup) async throws -> Int {
-        let channel = try await start(.echo, group: group)
-        let port = channel.localAddress!.port!
-        try await channel.close()
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        guard bound else {
+            let failure = errno
+            close(fd)
+            throw IOError(errnoCode: failure, reason: "bind")
+        }
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        reserved.withLockedValue { $0[port] = fd }
         return port
+    }
+
+    /// The sockets holding refusing ports, by port.
+    private static let reserved = NIOLockedValueBox<[Int: Int32]>([:])
+
+    /// Frees a refusing port, for a test that starts a listener on it.
+    public static func release(refusingPort port: Int) {
+        if let fd = reserved.withLockedValue({ $0.removeValue(forKey: port) }) { close(fd) }
     }
 }
 

@@ -98,6 +98,7 @@ struct ErrorPageTests {
         ])
         // No page yet: the backend's answer passes, without waiting for a fetch.
         #expect(try await harness.request(host: "e.test").text == "x")
+        TestBackend.release(refusingPort: pagePort)
         let pages = try await rebinding {
             try await TestHTTPBackend.start(.status(200, body: Self.page), group: harness.group, port: pagePort)
         }
