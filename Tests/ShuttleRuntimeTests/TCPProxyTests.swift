@@ -152,15 +152,8 @@ struct TCPProxyTests {
         try await proxy.apply(Config(services: [tcpService("slow", backends: [backend("a", port: server.localAddress!.port!)])]))
         // This client never reads.
         let client = try await TCPClient.connect(port: try proxy.port(of: "slow"), group: proxy.group, autoRead: false)
-        // Wait until the backend's writes stall (no progress for half a second).
-        var last = -1
-        for _ in 0..<100 {
-            try await Task.sleep(for: .milliseconds(500))
-            let now = written.withLockedValue { $0 }
-            if now == last { break }
-            last = now
-        }
-        let stalledAt = written.withLockedValue { $0 }
+        // Wait until the backend's writes stall.
+        let stalledAt = try await writesStalled(written)
         // Kernel socket buffers on both hops plus a few proxy buffers: far
         // below what the backend wanted to send.
         #expect(stalledAt < 48 * 1024 * 1024, "backend wrote \(stalledAt) bytes to a client that reads nothing")

@@ -133,15 +133,8 @@ struct TCPRelayTests {
             }
         }
         let client = try RawSocket.connect(port: port)
-        // Reads nothing until the backend stalls (no progress for half a second).
-        var last = -1
-        for _ in 0..<100 {
-            try await Task.sleep(for: .milliseconds(500))
-            let now = written.withLockedValue { $0 }
-            if now == last { break }
-            last = now
-        }
-        let stalledAt = written.withLockedValue { $0 }
+        // Reads nothing until the backend stalls.
+        let stalledAt = try await writesStalled(written)
         #expect(stalledAt < 48 * 1024 * 1024, "backend wrote \(stalledAt) bytes to a client that reads nothing")
         // Then reads all of it, slowly at first.
         let (count, intact) = try await onThread { () throws -> (Int, Bool) in

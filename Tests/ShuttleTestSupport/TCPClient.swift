@@ -115,3 +115,17 @@ public func rebinding<T>(timeout: Duration = .seconds(20), _ bind: () async thro
         }
     }
 }
+
+/// Waits until a count of bytes written stops growing for half a second (a
+/// writer held back by a reader that does not read), at most 50 s, and
+/// returns where it stopped. A starved writer can only make it stop early.
+public func writesStalled(_ written: NIOLockedValueBox<Int>) async throws -> Int {
+    var last = -1
+    for _ in 0..<100 {
+        try await Task.sleep(for: .milliseconds(500))
+        let now = written.withLockedValue { $0 }
+        if now == last { break }
+        last = now
+    }
+    return written.withLockedValue { $0 }
+}

@@ -77,10 +77,22 @@ struct SpliceAddress: @unchecked Sendable {  // plain bytes
 
     /// The address of a socket's own end (getsockname).
     static func local(of fd: Int32) -> SpliceAddress? {
+        asked(fd, getsockname)
+    }
+
+    /// The address of a socket's peer (getpeername).
+    static func peer(of fd: Int32) -> SpliceAddress? {
+        asked(fd, getpeername)
+    }
+
+    /// An address that `call` (getsockname or getpeername) writes for `fd`.
+    private static func asked(
+        _ fd: Int32, _ call: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32
+    ) -> SpliceAddress? {
         var address = SpliceAddress()
         address.length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let status = withUnsafeMutablePointer(to: &address.storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &address.length) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(fd, $0, &address.length) }
         }
         return status == 0 ? address : nil
     }
@@ -135,15 +147,4 @@ func describeErrno(_ call: String, _ number: Int32) -> String {
     "\(call): \(String(cString: strerror(number))) (errno: \(number))"
 }
 
-extension SpliceAddress {
-    /// The address of a socket's peer (getpeername).
-    static func peer(of fd: Int32) -> SpliceAddress? {
-        var address = SpliceAddress()
-        address.length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let status = withUnsafeMutablePointer(to: &address.storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &address.length) }
-        }
-        return status == 0 ? address : nil
-    }
-}
 #endif
