@@ -214,16 +214,29 @@ struct TCPRelayTests {
             close(server.fd)
         }
         var service = tcpService("reset", backends: [backend("a", port: server.port)])
-        // Long enough to see the connection placed on a busy machine.
-        service.connectTimeout = 3000
+        // Never reached: the attempt ends below when the backend makes room
+        // in its accept queue, so a busy machine cannot make the test miss
+        // the attempt in flight.
+        service.connectTimeout = 120_000
         try await proxy.apply(Config(services: [service]))
         let port = try proxy.port(of: "reset")
         let client = try RawSocket.connect(port: port)
         #expect(await eventually { proxy.driver.read { $0.openConnections } == 1 })
+        #expect(proxy.stats("reset")?.errors == 0, "the backend connect was still in flight")
         // SO_LINGER 0: the close sends a reset.
         var option = linger(l_onoff: 1, l_linger: 0)
         _ = setsockopt(client, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
         close(client)
+        // The backend takes the filler from its queue: the proxy's next SYN
+        // gets through, its attempt succeeds, and it closes that connection.
+        let fromProxy = try await onThread { () throws -> [UInt8] in
+            let filler = try RawSocket.accept(server.fd)
+            close(filler)
+            let fd = try RawSocket.accept(server.fd)
+            defer { close(fd) }
+            return try RawSocket.readToEnd(fd)
+        }
+        #expect(fromProxy.isEmpty)
         #expect(await eventually { proxy.driver.read { $0.openConnections } == 0 })
         #expect(proxy.stats("reset")?.active == 0)
         await proxy.shutdown()
