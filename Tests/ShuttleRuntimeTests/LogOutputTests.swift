@@ -34,6 +34,20 @@ struct LogOutputTests {
         #expect(writes.withLockedValue { $0 } <= lines.count)
     }
 
+    @Test("lines handed over within the gathering time go out in one write")
+    func linesAreGathered() {
+        let writes = NIOLockedValueBox<[String]>([])
+        // Longer than the test: only the flush writes.
+        let output = LogOutput(gatherTime: .seconds(600)) { text in writes.withLockedValue { $0.append(text) } }
+        for i in 0..<300 { output.write("line \(i)\n") }
+        #expect(writes.withLockedValue { $0 }.isEmpty)
+        output.flush()
+        #expect(writes.withLockedValue { $0 } == [(0..<300).map { "line \($0)\n" }.joined()])
+        output.write("later\n")
+        output.flush()
+        #expect(writes.withLockedValue { $0 }.last == "later\n")
+    }
+
     @Test("past the backlog, lines are dropped and the drop is reported")
     func dropsPastTheBacklog() async throws {
         let gate = NIOLockedValueBox(false)
