@@ -98,13 +98,11 @@ public final class HTTPFrontend: Sendable {
         var encoding = HTTPResponseEncoder.Configuration()
         encoding.automaticallySetFramingHeaders = false
         let encoder = HTTPResponseEncoder(configuration: encoding)
-        let pipelining = HTTPServerPipelineHandler()
         let proxy = HTTPProxyHandler(frontend: frontend, isTLS: isTLS)
-        proxy.codecHandlers = [encoder, decoder, pipelining]
-        // Malformed requests (431, 400) are answered by the proxy handler.
+        proxy.codecHandlers = [encoder, decoder]
+        // Malformed requests (431, 400) and pipelined ones are handled by the proxy handler.
         try sync.addHandler(encoder)
         try sync.addHandler(decoder)
-        try sync.addHandler(pipelining)
         try sync.addHandler(proxy)
     }
 

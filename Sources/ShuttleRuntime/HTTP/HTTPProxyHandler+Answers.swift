@@ -113,8 +113,7 @@ extension HTTPProxyHandler {
 
     // MARK: Endings
 
-    /// Ends the answer. Everything about the exchange is settled first:
-    /// writing `.end` may hand us the next pipelined request at once.
+    /// Ends the answer, then hands on a pipelined request that waited for it.
     func endResponse(_ exchange: HTTPExchange, trailers: HTTPHeaders?) {
         exchange.responseEnded = true
         exchange.timeout?.cancel()
@@ -136,6 +135,7 @@ extension HTTPProxyHandler {
             context.writeAndFlush(wrapOutboundOut(.end(trailers))).whenComplete { _ in channel.close(promise: nil) }
         } else {
             context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+            deliverQueued()
             resumeClient()
         }
     }

@@ -18,7 +18,7 @@ struct ConnectionLifetimeTests {
         let channel = EmbeddedChannel()
         try HTTPFrontend.addHTTPHandlers(to: channel, frontend: harness.frontend, isTLS: false)
         let proxy = Weak(try channel.pipeline.syncOperations.handler(type: HTTPProxyHandler.self))
-        let codec = Weak(try channel.pipeline.syncOperations.handler(type: HTTPServerPipelineHandler.self))
+        let codec = Weak(try channel.pipeline.syncOperations.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 40000)).wait()
         try body(channel)
         _ = try channel.finish(acceptAlreadyClosed: true)

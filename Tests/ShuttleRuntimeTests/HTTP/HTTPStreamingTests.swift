@@ -147,6 +147,35 @@ struct HTTPStreamingTests {
         await harness.shutdown()
     }
 
+    @Test("hundreds of pipelined requests with bodies, some answered by the proxy itself, come back in order")
+    func manyPipelined() async throws {
+        let harness = try await HTTPHarness.start()
+        let echo = try await TestHTTPBackend.start(.echo, group: harness.group)
+        try await harness.apply([vhostService("e", hosts: ["e.test"], backends: [backend("e1", echo)])])
+        let connection = try await harness.connect()
+        // Every fourth goes to an unknown host: answered at once, while the
+        // requests after it are still waiting their turn.
+        let count = 400
+        let requests = (0..<count).map { i in
+            i % 4 == 3
+                ? HTTPRequestText.make(host: "nobody.test")
+                : HTTPRequestText.make("POST", "/", host: "e.test", body: "body \(i)")
+        }
+        try await connection.send(requests.joined())
+        var answers: [String] = []
+        for _ in 0..<count {
+            let response = try await connection.readResponse()
+            answers.append(response.status == 404 ? "404" : response.text)
+        }
+        #expect(answers == (0..<count).map { $0 % 4 == 3 ? "404" : "body \($0)" })
+        // The connection still takes a request after them.
+        try await connection.send(HTTPRequestText.make("POST", "/", host: "e.test", body: "after"))
+        #expect(try await connection.readResponse().text == "after")
+        await connection.close()
+        await echo.close()
+        await harness.shutdown()
+    }
+
     @Test("a HEAD request gets the head alone and the connection stays usable")
     func head() async throws {
         let harness = try await HTTPHarness.start()
