@@ -81,6 +81,25 @@ struct LogOutputTests {
         #expect(received.withLockedValue { $0 } == "after\n")
     }
 
+    @Test("log times are UTC, ISO 8601 with milliseconds (truncated)", arguments: [
+        (Int64(0), "1970-01-01T00:00:00.000Z"),
+        (1_796_000_000_123_456_789, "2026-11-30T00:53:20.123Z"),
+        (951_782_400_999_000_000, "2000-02-29T00:00:00.999Z"),
+    ])
+    func timestamps(nanoseconds: Int64, text: String) {
+        #expect(ShuttleLogHandler.timestamp(unixNanoseconds: nanoseconds) == text)
+    }
+
+    @Test("a log time is now's")
+    func timestampIsNow() {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let before = Date()
+        let parsed = formatter.date(from: ShuttleLogHandler.timestamp())
+        #expect(parsed != nil)
+        if let parsed { #expect(abs(parsed.timeIntervalSince(before)) < 60) }
+    }
+
     @Test("access log durations have six decimals, as the original's %.6f")
     func durations() {
         #expect(AccessLog.seconds(0) == "0.000000")
