@@ -335,6 +335,31 @@ let backendRules: [Rule] =
             config.services[2].backends[1].network = "udp4"
         },
         Rule("two services on one address", "services[2].address") { $0.services[2].address = "127.0.0.1:1001" },
+        Rule("a backend at its own service's address", "services[2].backends[0].address") {
+            $0.services[2].backends[0].address = "127.0.0.1:1003"
+        },
+        Rule("a backend at localhost on its service's port", "services[2].backends[1].address") {
+            $0.services[2].backends[1].address = "LocalHost:1003"
+        },
+        Rule("a loopback backend of a service on every interface", "services[2].backends[0].address") { config in
+            config.services[2].address = ":1003"
+            config.services[2].backends[0].address = "127.0.0.2:1003"
+        },
+        Rule("a wildcard backend of a wildcard service", "services[2].backends[0].address") { config in
+            config.services[2].address = "0.0.0.0:1003"
+            config.services[2].backends[0].address = "0.0.0.0:1003"
+        },
+        Rule("an IPv6 loopback backend of a service on every IPv6 interface", "services[2].backends[1].address") { config in
+            config.services[2].address = "[::]:1003"
+            config.services[2].backends[1].address = "[::1]:1003"
+        },
+        Rule("a udp service whose backend is itself", "services[2].backends[0].address") { config in
+            config.services[2].network = "udp"
+            config.services[2].backends = [
+                BackendConfig(name: "one", address: "127.0.0.1:1003", network: "udp"),
+                BackendConfig(name: "two", address: "10.0.0.2:53", network: "udp"),
+            ]
+        },
         Rule("two services on one address, tcp4 and tcp", "services[2].address") { config in
             config.services[2].address = "127.0.0.1:1001"
             config.services[2].network = "tcp4"
@@ -381,6 +406,30 @@ let backendRules: [Rule] =
         config.services[2].backends = [BackendConfig(name: "u", address: "10.0.0.1:53", network: "udp")]
         config.services.append(ServiceConfig(name: "delta", address: "127.0.0.1:1001", network: "tcp"))
         #expect(Validation.validate(config) == [])
+    }
+
+    @Test func backendsOnTheSamePortElsewhereOrOnOtherServicesAreNotLoops() {
+        var config = cleanConfig
+        // Another host on the service's port; another service of this proxy
+        // (a chain, not a loop); a service on port 0, whatever port it gets;
+        // a backend named by a host name this check does not resolve.
+        config.services[2].backends = [backend("one", "10.0.0.1:1003"), backend("two", "127.0.0.1:1001")]
+        config.services[1].address = ":0"
+        config.services[1].backends = [backend("one", "127.0.0.1:1002"), backend("two", "db.local:1002")]
+        config.services[0].address = "127.0.0.2:1001"
+        config.services[0].backends = [backend("one", "127.0.0.1:1001"), backend("two", "localhost:1001")]
+        #expect(Validation.validate(config) == [])
+    }
+
+    @Test func anUpdateMovingAServiceOntoItsOwnBackendIsRejectedAtItsAddress() {
+        var config = cleanConfig
+        config.services[2].address = "10.0.0.2:80"
+        // The update gave the address alone: its backends were kept.
+        let problems = Validation.checkMerged(
+            config.canonical, touched: ["gamma": JSONPath("services[0]")],
+            bodies: ["gamma": ServiceConfig(name: "gamma", address: "10.0.0.2:80")])
+        #expect(problems.map(\.path) == ["services[0].address"])
+        #expect(problems.first?.reason.contains("\"two\"") == true, "\(problems)")
     }
 
     @Test func everyProblemOfAConfigIsReported() {

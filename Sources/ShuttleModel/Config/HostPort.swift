@@ -39,6 +39,8 @@ public struct HostPort: Equatable, Hashable, Sendable, CustomStringConvertible {
         case empty
         case missingPort
         case badPort(String)
+        /// Port 0 where a connection must go to a real port.
+        case portZero
         case badHost(String)
         case missingHost
 
@@ -47,6 +49,7 @@ public struct HostPort: Equatable, Hashable, Sendable, CustomStringConvertible {
             case .empty: return "is empty"
             case .missingPort: return "is not host:port"
             case .badPort(let p): return "has port \"\(p)\" outside 0-65535"
+            case .portZero: return "has port 0, which only a listen address may have"
             case .badHost(let h): return "has host \"\(h)\" that is neither an IP address nor a host name"
             case .missingHost: return "has no host"
             }
@@ -76,7 +79,7 @@ public struct HostPort: Equatable, Hashable, Sendable, CustomStringConvertible {
         guard !portPart.isEmpty, portPart.count <= 5, portPart.allSatisfy({ $0.isASCII && $0.isNumber }),
             let port = Int(portPart), port <= 65535
         else { return .failure(.badPort(String(portPart))) }
-        if port == 0 && !listening { return .failure(.badPort(String(portPart))) }
+        if port == 0 && !listening { return .failure(.portZero) }
 
         let host: Host
         if bracketed {

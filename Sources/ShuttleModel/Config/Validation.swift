@@ -174,10 +174,25 @@ public enum Validation {
             let bodyIndex = bodies[service.name].map { body in
                 Dictionary(body.backends.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
             }
+            let listen = HostPort.parse(service.address, listening: true)
             for backend in service.backends {
-                guard let own = Network(rawValue: backend.network.isEmpty ? "tcp" : backend.network),
-                    own.isDatagram != network.isDatagram
-                else { continue }
+                guard let own = Network(rawValue: backend.network.isEmpty ? "tcp" : backend.network) else { continue }
+                if own.isDatagram == network.isDatagram {
+                    guard case .success(let listen) = listen,
+                        case .success(let target) = HostPort.parse(backend.address, listening: false),
+                        isListener(listen, reachedAt: target)
+                    else { continue }
+                    let reason = "is the service's own listen address \(service.address): every connection would loop back into the proxy until it runs out of descriptors"
+                    if let i = bodyIndex?[backend.name] {
+                        problems.append(path.key("backends").index(i).key("address").problem("\"\(backend.address)\" \(reason)"))
+                    } else {
+                        problems.append(
+                            path.key("address").problem(
+                                "\(service.address) is the address of the service's own backend \"\(backend.name)\": every connection would loop back into the proxy"
+                            ))
+                    }
+                    continue
+                }
                 if let i = bodyIndex?[backend.name] {
                     problems.append(
                         path.key("backends").index(i).key("network").problem(
@@ -193,6 +208,39 @@ public enum Validation {
             }
         }
         return problems
+    }
+
+    /// Whether connecting to `target` reaches the listener at `listen` on
+    /// this machine: the same port, and the same address, or a loopback or
+    /// wildcard address when the listener takes every interface. (Only what
+    /// the addresses themselves show: a host name other than localhost, or
+    /// another local interface's address, is not resolved here.)
+    static func isListener(_ listen: HostPort, reachedAt target: HostPort) -> Bool {
+        guard listen.port != 0, listen.port == target.port else { return false }
+        func isWildcard(_ host: HostPort.Host) -> Bool {
+            switch host {
+            case .any: return true
+            case .ipv4(let ip): return ip == "0.0.0.0"
+            case .ipv6(let ip): return ip == "::" || ip == "::0"
+            case .name: return false
+            }
+        }
+        func isLoopback(_ host: HostPort.Host) -> Bool {
+            switch host {
+            case .any: return false
+            case .ipv4(let ip): return ip.hasPrefix("127.")
+            case .ipv6(let ip): return ip == "::1"
+            case .name(let name): return name.lowercased() == "localhost"
+            }
+        }
+        if isWildcard(listen.host) { return isWildcard(target.host) || isLoopback(target.host) }
+        if listen.host == target.host { return true }
+        // localhost reaches a listener on a loopback address.
+        if case .name(let name) = target.host, name.lowercased() == "localhost", isLoopback(listen.host) {
+            if case .ipv4(let ip) = listen.host { return ip == "127.0.0.1" }
+            return true
+        }
+        return false
     }
 
     /// The index `i` of a path `services[i]...`, for ordering.
