@@ -77,6 +77,38 @@ int cshuttle_accept(int fd, void *address, uint32_t *length) {
 
 int cshuttle_tcp_socket(int family) { return socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0); }
 
+int cshuttle_udp_socket(int family) { return socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0); }
+
+int cshuttle_receive_datagrams(
+    int fd, void *base, size_t size, int count, size_t *lengths, void *senders, uint32_t *sender_lengths,
+    uint8_t *truncated) {
+    struct mmsghdr messages[CSHUTTLE_DATAGRAM_BATCH_MAX];
+    struct iovec vectors[CSHUTTLE_DATAGRAM_BATCH_MAX];
+    if (count > CSHUTTLE_DATAGRAM_BATCH_MAX) count = CSHUTTLE_DATAGRAM_BATCH_MAX;
+    struct sockaddr_storage *addresses = senders;
+    for (int i = 0; i < count; i++) {
+        vectors[i].iov_base = (char *)base + (size_t)i * size;
+        vectors[i].iov_len = size;
+        messages[i].msg_hdr = (struct msghdr){
+            .msg_name = &addresses[i],
+            .msg_namelen = sizeof(struct sockaddr_storage),
+            .msg_iov = &vectors[i],
+            .msg_iovlen = 1,
+        };
+        messages[i].msg_len = 0;
+    }
+    int n;
+    do {
+        n = recvmmsg(fd, messages, (unsigned)count, 0, NULL);
+    } while (n < 0 && errno == EINTR);
+    for (int i = 0; i < n; i++) {
+        lengths[i] = messages[i].msg_len;
+        sender_lengths[i] = messages[i].msg_hdr.msg_namelen;
+        truncated[i] = (messages[i].msg_hdr.msg_flags & MSG_TRUNC) != 0;
+    }
+    return n;
+}
+
 uint64_t cshuttle_now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);

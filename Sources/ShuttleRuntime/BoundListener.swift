@@ -1,11 +1,12 @@
 import NIOCore
 
 /// A service's listening socket as the driver holds it: a SwiftNIO channel
-/// (UDP, and TCP on the NIO relay) or a splice relay's own socket.
+/// (on the NIO relays) or a socket of our own epoll loops.
 enum BoundListener: Sendable {
     case channel(any Channel)
     #if os(Linux)
     case splice(SpliceListener)
+    case datagram(DatagramService)
     #endif
 
     /// Where it listens, `ip:port`.
@@ -14,6 +15,7 @@ enum BoundListener: Sendable {
         case .channel(let channel): return channel.localAddress.map(Driver.describe)
         #if os(Linux)
         case .splice(let listener): return listener.address
+        case .datagram(let service): return service.address
         #endif
         }
     }
@@ -24,6 +26,7 @@ enum BoundListener: Sendable {
         case .channel(let channel): return channel.close()
         #if os(Linux)
         case .splice(let listener): return listener.close(on: eventLoop)
+        case .datagram(let service): return service.close(on: eventLoop)
         #endif
         }
     }

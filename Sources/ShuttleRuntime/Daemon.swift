@@ -26,6 +26,8 @@ public struct DaemonOptions: Sendable {
     public var threads = System.coreCount
     /// `-tcp-relay`: which data path TCP services use.
     public var tcpRelay = TCPRelay.platformDefault
+    /// `-udp-relay`: which data path UDP services use.
+    public var udpRelay = UDPRelay.platformDefault
     public var seed: UInt64 = 0
     /// `-record FILE`: every event the model handles and its decisions, as
     /// JSON lines that `shuttle sim replay` replays.
@@ -139,7 +141,8 @@ public final class Daemon: Sendable {
         driver = Driver(
             group: group, control: controlGroup.next(), logger: logger,
             stateFile: options.state.map(StateFile.init(path:)), seed: options.seed,
-            settings: settings, recorder: recorder, tcpRelay: options.tcpRelay, relayThreads: options.threads)
+            settings: settings, recorder: recorder, tcpRelay: options.tcpRelay, udpRelay: options.udpRelay,
+            relayThreads: options.threads)
         if let recording { recording.useClock { [driver] in driver.now } }
         accessLog = AccessLog(format: options.logFormat)
         frontend = HTTPFrontend(driver: driver, accessLog: accessLog)

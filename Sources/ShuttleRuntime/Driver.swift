@@ -25,9 +25,12 @@ public final class Driver: Sendable {
     let origin = NIODeadline.now()
     /// Which data path TCP services use.
     public let tcpRelay: TCPRelay
+    /// Which data path UDP services use.
+    public let udpRelay: UDPRelay
     let relayThreads: Int
     #if os(Linux)
-    /// The splice relay's threads, started with the first splice listener.
+    /// The relay's own epoll threads, started with the first listener of a
+    /// TCP service on the splice relay or of a UDP service on the epoll relay.
     let spliceRelay = NIOLockedValueBox<SpliceRelay?>(nil)
     #endif
     /// Observes every event and the actions it produced (for `-record`).
@@ -64,9 +67,10 @@ public final class Driver: Sendable {
     public init(
         group: any EventLoopGroup, control: any EventLoop, logger: Logger, stateFile: StateFile?, seed: UInt64 = 0,
         settings: ProxySettings = ProxySettings(), recorder: (@Sendable (Event, [Action]) -> Void)? = nil,
-        tcpRelay: TCPRelay = .platformDefault, relayThreads: Int = System.coreCount
+        tcpRelay: TCPRelay = .platformDefault, udpRelay: UDPRelay = .platformDefault, relayThreads: Int = System.coreCount
     ) {
         self.tcpRelay = tcpRelay.available
+        self.udpRelay = udpRelay.available
         self.relayThreads = max(1, relayThreads)
         self.group = group
         self.control = control
@@ -175,7 +179,7 @@ public final class Driver: Sendable {
     func bind(_ listener: Listener) {
         let bound: EventLoopFuture<BoundListener>
         if listener.network.isDatagram {
-            bound = UDPListener.bind(listener, driver: self).map { .channel($0) }
+            bound = udpRelay == .epoll ? bindSplice(listener) : UDPListener.bind(listener, driver: self).map { .channel($0) }
         } else if tcpRelay == .splice {
             bound = bindSplice(listener)
         } else {
@@ -207,11 +211,15 @@ public final class Driver: Sendable {
                 relay = started
                 return started
             }
+            if listener.network.isDatagram {
+                return control.makeSucceededFuture(.datagram(try DatagramService.bind(listener, driver: self, relay: relay)))
+            }
             return control.makeSucceededFuture(.splice(try SpliceListener.bind(listener, driver: self, relay: relay)))
         } catch {
             return control.makeFailedFuture(error)
         }
         #else
+        if listener.network.isDatagram { return UDPListener.bind(listener, driver: self).map { .channel($0) } }
         return TCPListener.bind(listener, driver: self).map { .channel($0) }
         #endif
     }

@@ -68,6 +68,11 @@ struct Shuttle: AsyncParsableCommand {
         help: "How TCP services relay bytes: splice (Linux: splice(2) on our own epoll threads) or nio (SwiftNIO channels).")
     var tcpRelay = TCPRelay.platformDefault.rawValue
 
+    @Option(
+        name: .goStyle("udp-relay"),
+        help: "How UDP services relay datagrams: epoll (Linux: batched reads on our own epoll threads) or nio (SwiftNIO channels).")
+    var udpRelay = UDPRelay.platformDefault.rawValue
+
     @Flag(name: .goStyle("admin-token-reads"), help: "Admin reads need the token too (/_health stays open).")
     var adminTokenReads = false
 
@@ -92,6 +97,10 @@ struct Shuttle: AsyncParsableCommand {
             throw ValidationError("-tcp-relay \"\(tcpRelay)\" is not splice or nio")
         }
         options.tcpRelay = relay
+        guard let datagramRelay = UDPRelay(rawValue: udpRelay) else {
+            throw ValidationError("-udp-relay \"\(udpRelay)\" is not epoll or nio")
+        }
+        options.udpRelay = datagramRelay
 
         guard let format = LogFormat(rawValue: logFormat) else {
             throw ValidationError("-log-format \"\(logFormat)\" is not text or json")

@@ -40,11 +40,12 @@ final class UDPClient: Sendable {
     }
 }
 
+/// What both UDP relays (epoll and NIO) must do alike, over real sockets.
 @Suite("UDP proxying over real sockets")
 struct UDPProxyTests {
-    @Test("a datagram's reply comes back to its client; two clients keep their own flows")
-    func requestReplyWithFlows() async throws {
-        let proxy = ProxyHarness()
+    @Test("a datagram's reply comes back to its client; two clients keep their own flows", arguments: UDPRelay.allCases)
+    func requestReplyWithFlows(relay: UDPRelay) async throws {
+        let proxy = ProxyHarness(udpRelay: relay)
         let one = try await TestUDPBackend.start(name: "one", group: proxy.group)
         let two = try await TestUDPBackend.start(name: "two", group: proxy.group)
         try await proxy.apply(
@@ -83,9 +84,11 @@ struct UDPProxyTests {
         await proxy.shutdown()
     }
 
-    @Test("datagrams up to the largest UDP payload go through whole, both ways", arguments: [1, 2_048, 2_049, 9_000, 65_000])
-    func largeDatagrams(size: Int) async throws {
-        let proxy = ProxyHarness()
+    @Test(
+        "datagrams up to the largest UDP payload go through whole, both ways",
+        arguments: UDPRelay.allCases, [1, 2_048, 2_049, 9_000, 65_000])
+    func largeDatagrams(relay: UDPRelay, size: Int) async throws {
+        let proxy = ProxyHarness(udpRelay: relay)
         let echo = try await TestUDPBackend.start(name: "echo", group: proxy.group)
         try await proxy.apply(
             Config(services: [
@@ -106,6 +109,82 @@ struct UDPProxyTests {
             #expect(reply.utf8.count == size + "echo:".utf8.count)
             #expect(reply == "echo:" + payload)
         }
+        try await client.channel.close()
+        try await echo.close()
+        await proxy.shutdown()
+    }
+
+    @Test("a flow idle past client_timeout ends and is counted; the client's next datagram starts a new one", arguments: UDPRelay.allCases)
+    func idleFlowsEnd(relay: UDPRelay) async throws {
+        let proxy = ProxyHarness(udpRelay: relay)
+        let echo = try await TestUDPBackend.start(name: "echo", group: proxy.group)
+        var service = ServiceConfig(
+            name: "idle", address: "127.0.0.1:0", network: "udp",
+            backends: [backend("echo", port: echo.localAddress!.port!, network: "udp")])
+        service.clientTimeout = 300
+        try await proxy.apply(Config(services: [service]))
+        let port = try proxy.port(of: "idle")
+        let client = try await UDPClient(group: proxy.group)
+        try await client.send("12345", to: port)
+        #expect(await eventually { client.replies.withLockedValue { $0.count } == 1 })
+        #expect(proxy.stats("idle")?.active == 1)
+        #expect(await eventually { proxy.driver.read { $0.openConnections } == 0 })
+        let stats = proxy.stats("idle")
+        #expect(stats?.active == 0)
+        #expect(stats?.sent == 5)
+        #expect(stats?.received == "echo:12345".utf8.count)
+        try await client.send("again", to: port)
+        #expect(await eventually { client.replies.withLockedValue { $0.count } == 2 })
+        #expect(proxy.stats("idle")?.connections == 2)
+        try await client.channel.close()
+        try await echo.close()
+        await proxy.shutdown()
+    }
+
+    @Test("a backend named by host name is resolved; datagrams sent meanwhile are held, not lost", arguments: UDPRelay.allCases)
+    func backendByName(relay: UDPRelay) async throws {
+        let proxy = ProxyHarness(udpRelay: relay)
+        let echo = try await TestUDPBackend.start(name: "echo", group: proxy.group)
+        try await proxy.apply(
+            Config(services: [
+                ServiceConfig(
+                    name: "named", address: "127.0.0.1:0", network: "udp4",
+                    backends: [BackendConfig(name: "echo", address: "localhost:\(echo.localAddress!.port!)", network: "udp4")])
+            ]))
+        let port = try proxy.port(of: "named")
+        let client = try await UDPClient(group: proxy.group)
+        for i in 0..<3 { try await client.send("n\(i)", to: port) }
+        #expect(await eventually { client.replies.withLockedValue { $0.count } == 3 })
+        #expect(Set(client.replies.withLockedValue { $0 }) == ["echo:n0", "echo:n1", "echo:n2"])
+        try await client.channel.close()
+        try await echo.close()
+        await proxy.shutdown()
+    }
+
+    @Test("removing a UDP service frees its port and ends its flows", arguments: UDPRelay.allCases)
+    func removal(relay: UDPRelay) async throws {
+        let proxy = ProxyHarness(udpRelay: relay)
+        let echo = try await TestUDPBackend.start(name: "echo", group: proxy.group)
+        let service = ServiceConfig(
+            name: "gone", address: "127.0.0.1:0", network: "udp",
+            backends: [backend("echo", port: echo.localAddress!.port!, network: "udp")])
+        try await proxy.apply(Config(services: [service]))
+        let port = try proxy.port(of: "gone")
+        let client = try await UDPClient(group: proxy.group)
+        try await client.send("one", to: port)
+        #expect(await eventually { client.replies.withLockedValue { $0.count } == 1 })
+        try await proxy.apply(.removeService(name: "gone"))
+        #expect(await eventually { proxy.driver.read { $0.openConnections } == 0 })
+        // The port is free again: a service can take it at once.
+        var again = service
+        again.name = "back"
+        again.address = "127.0.0.1:\(port)"
+        try await rebinding {
+            let reply = try await proxy.driver.submit(.updateConfig(ConfigUpdate(Config(services: [again])))).get()
+            guard case .applied = reply else { throw HarnessError.notApplied(reply) }
+        }
+        try await client.send("two", to: port)
+        #expect(await eventually { client.replies.withLockedValue { $0.count } == 2 })
         try await client.channel.close()
         try await echo.close()
         await proxy.shutdown()

@@ -37,6 +37,13 @@ struct DaemonEndToEndTests {
         #expect(stderr.contains("is not splice or nio"))
     }
 
+    @Test("-udp-relay takes epoll or nio, nothing else")
+    func unknownUDPRelay() throws {
+        let (status, stderr) = try DaemonProcess.run(["-udp-relay", "io_uring", "-admin", "127.0.0.1:0"])
+        #expect(status != 0)
+        #expect(stderr.contains("-udp-relay \"io_uring\" is not epoll or nio"))
+    }
+
     @Test("a change through the API survives a restart through the state file; -config is never written")
     func stateSurvivesRestart() async throws {
         let directory = try temporaryDirectory()

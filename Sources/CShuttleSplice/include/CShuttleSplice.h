@@ -51,6 +51,21 @@ int cshuttle_accept(int fd, void *address, uint32_t *length);
 /// A nonblocking, close-on-exec TCP socket of the family.
 int cshuttle_tcp_socket(int family);
 
+/// A nonblocking, close-on-exec UDP socket of the family.
+int cshuttle_udp_socket(int family);
+
+/// The most datagrams one cshuttle_receive_datagrams call takes.
+enum { CSHUTTLE_DATAGRAM_BATCH_MAX = 64 };
+
+/// recvmmsg(2): up to `count` (at most CSHUTTLE_DATAGRAM_BATCH_MAX)
+/// datagrams, the i-th into `base + i * size` (`size` bytes), its length in
+/// `lengths[i]`, its sender in `senders[i]` (a struct sockaddr_storage each)
+/// with its length in `sender_lengths[i]`. A datagram longer than `size` is
+/// cut, and `truncated[i]` is set. Returns how many came, or -1 and errno.
+int cshuttle_receive_datagrams(
+    int fd, void *base, size_t size, int count, size_t *lengths, void *senders, uint32_t *sender_lengths,
+    uint8_t *truncated);
+
 /// The monotonic clock in nanoseconds.
 uint64_t cshuttle_now(void);
 

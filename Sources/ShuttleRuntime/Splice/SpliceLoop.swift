@@ -33,6 +33,10 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
     /// Each backend's connect-time timer, looked up once.
     private var connectTimers: [BackendID: CoreMetrics.Timer] = [:]
     private var connections: [SpliceConnection] = []
+    /// The UDP services this loop reads (`-udp-relay epoll`).
+    private var services: [DatagramService] = []
+    /// Where UDP services' datagrams are read; made for the first one.
+    private(set) lazy var datagrams = DatagramBatch()
     /// Connections that spent their turn with bytes still to move (edge
     /// triggering will not say so again): pumped again after the batch.
     private var again: [SpliceConnection] = []
@@ -111,6 +115,26 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
         retired.append(connection)
     }
 
+    /// Keeps `source` alive until the events of the current batch are
+    /// handled (one of them may still name it).
+    func retire(_ source: SpliceSource) {
+        retired.append(source)
+    }
+
+    /// Takes up a UDP service: its socket is read from now on.
+    func add(_ service: DatagramService) {
+        guard service.start() else { return }
+        services.append(service)
+    }
+
+    /// Lets a UDP service go; false if it was not this loop's.
+    func remove(_ service: DatagramService) -> Bool {
+        guard let index = services.firstIndex(where: { $0 === service }) else { return false }
+        services.remove(at: index)
+        retired.append(service)
+        return true
+    }
+
     func address(of backend: String) -> SpliceAddress? {
         addresses[backend]
     }
@@ -142,7 +166,7 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
             let timeout: Int32
             if !again.isEmpty {
                 timeout = 0
-            } else if connections.isEmpty && paused.isEmpty {
+            } else if connections.isEmpty && paused.isEmpty && services.isEmpty {
                 timeout = -1
             } else {
                 timeout = nextTick > now ? Int32((nextTick - now) / 1_000_000) + 1 : 0
@@ -171,12 +195,15 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
             if now >= nextTick {
                 nextTick = now + Self.tickInterval
                 for connection in connections { connection.tick(now) }
+                for service in services { service.tick(now) }
                 if !paused.isEmpty { resumeAccepting() }
             }
             retired.removeAll(keepingCapacity: true)
         }
         for connection in connections { connection.abort() }
         connections.removeAll()
+        for service in services { service.abort() }
+        services.removeAll()
         paused.removeAll()
         runTasks()
         again.removeAll()

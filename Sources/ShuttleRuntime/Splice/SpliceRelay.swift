@@ -1,10 +1,12 @@
 #if os(Linux)
 import Glibc
+import Synchronization
 
 /// The splice relay's threads: each accepts from every splice listener
 /// and relays the connections it accepted.
 final class SpliceRelay: Sendable {
     let loops: [SpliceLoop]
+    private let turn = Atomic<Int>(0)
 
     init(threads: Int) throws {
         // splice and send to a peer that reset would raise it (SwiftNIO
@@ -14,6 +16,11 @@ final class SpliceRelay: Sendable {
         for _ in 0..<max(1, threads) { loops.append(try SpliceLoop()) }
         self.loops = loops
         for (index, loop) in loops.enumerated() { loop.start(name: "shuttle-relay-\(index)") }
+    }
+
+    /// The loop whose turn it is to take a UDP service.
+    func nextLoop() -> SpliceLoop {
+        loops[turn.wrappingAdd(1, ordering: .relaxed).oldValue % loops.count]
     }
 
     /// Closes every connection and ends the threads.

@@ -13,10 +13,10 @@ final class ProxyHarness: Sendable {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
     let driver: Driver
 
-    init(settings: ProxySettings = ProxySettings(), relay: TCPRelay = .platformDefault) {
+    init(settings: ProxySettings = ProxySettings(), relay: TCPRelay = .platformDefault, udpRelay: UDPRelay = .platformDefault) {
         driver = Driver(
             group: group, control: group.next(), logger: testLogger(), stateFile: nil, settings: settings,
-            tcpRelay: relay, relayThreads: 2)
+            tcpRelay: relay, udpRelay: udpRelay, relayThreads: 2)
     }
 
     /// Applies a command and expects it to be applied.

@@ -1,0 +1,225 @@
+#if os(Linux)
+import CShuttleSplice
+import Dispatch
+import Glibc
+import Logging
+import ShuttleModel
+
+/// One client's flow on the epoll UDP relay: a connected socket of its own
+/// to the backend the model chose, its datagrams sent on as they come, the
+/// backend's replies sent back from the service's socket. Reports to the
+/// model as `UDPFlow` does: `.backendConnected` or `.backendConnectFailed`
+/// per attempt, bytes at most once a second and at the end,
+/// `.connectionClosed` once.
+final class DatagramFlow: SpliceSource, PlacedClient, @unchecked Sendable {  // confined to its loop's thread
+    let id: ConnectionID
+    let driver: Driver
+    let key: FlowKey
+    let client: SpliceAddress
+    unowned let service: DatagramService
+    var loop: SpliceLoop { service.loop }
+
+    private enum State {
+        /// Waiting for the model, or between attempts.
+        case placing
+        /// A backend's host name is being resolved.
+        case resolving
+        case connected
+        case ended
+    }
+
+    private var state = State.placing
+    private var backend: Int32 = -1
+    /// Datagrams held while the backend's name resolves.
+    private var queued: [[UInt8]] = []
+    /// Tells a resolution's answer from an earlier attempt's.
+    private var attempt = 0
+    private(set) var lastActive: UInt64
+    private(set) var timeout = UInt64(UDPServiceHandler.defaultFlowTimeout.nanoseconds)
+    private var sent = 0
+    private var received = 0
+    private var lastReport: UInt64
+
+    static let tag: UInt64 = 5
+    static let reportInterval: UInt64 = 1_000_000_000
+    /// Replies read per wake-up before the loop goes on (level-triggered:
+    /// the rest wake it again).
+    static let repliesPerWakeup = 32
+
+    init(id: ConnectionID, key: FlowKey, client: SpliceAddress, service: DatagramService) {
+        self.id = id
+        self.key = key
+        self.client = client
+        self.service = service
+        self.driver = service.driver
+        lastActive = service.loop.now
+        lastReport = service.loop.now
+    }
+
+    func begin(listener: ListenerID) {
+        switch driver.place(id, listener: listener, key: BalanceKey(client.ipString)) {
+        case .connect(let target): connect(target)
+        case .close(let reason): closeWithoutBackend(reason)
+        }
+    }
+
+    func closeWithoutBackend(_ reason: CloseReason) {
+        driver.logger.warning(
+            "datagrams dropped: no backend", metadata: ["client": "\(client.description)", "reason": "\(reason)"])
+        state = .ended
+        queued.removeAll()
+        service.remove(self)
+    }
+
+    // MARK: Connecting
+
+    func connect(_ target: BackendTarget) {
+        guard state != .ended else { return }
+        if target.clientTimeout > 0 { timeout = UInt64(target.clientTimeout) * 1_000_000 }
+        state = .placing
+        attempt += 1
+        if let known = loop.address(of: target.address) {
+            open(known)
+            return
+        }
+        guard case .success(let address) = HostPort.parse(target.address, listening: false) else {
+            connectFailed("bad address \(target.address)")
+            return
+        }
+        let family = target.network == .udp4 ? AF_INET : target.network == .udp6 ? AF_INET6 : AF_UNSPEC
+        let host: String
+        switch address.host {
+        case .ipv4(let ip), .ipv6(let ip):
+            if let literal = SpliceAddress(ip: ip, port: address.port) {
+                loop.remember(literal, for: target.address)
+                open(literal)
+                return
+            }
+            host = ip
+        case .name(let name):
+            host = name
+        case .any:
+            connectFailed("bad address \(target.address)")
+            return
+        }
+        // getaddrinfo blocks: off the relay thread, the answer comes back to it.
+        state = .resolving
+        let asked = attempt
+        let port = address.port
+        DispatchQueue.global().async { [self] in
+            let result = SpliceAddress.resolve(host, port: port, family: family, passive: false)
+            loop.post { [self] in
+                guard state == .resolving, attempt == asked else { return }
+                switch result {
+                case .success(let resolved): open(resolved)
+                case .failure(let error): connectFailed(error.description)
+                }
+            }
+        }
+    }
+
+    /// A UDP connect only sets the socket's peer: it succeeds or fails at once.
+    private func open(_ address: SpliceAddress) {
+        let fd = cshuttle_udp_socket(address.family)
+        guard fd >= 0 else {
+            connectFailed(describeErrno("socket", errno))
+            return
+        }
+        guard address.withSockaddr({ Glibc.connect(fd, $0, $1) }) == 0 else {
+            let failure = errno
+            Glibc.close(fd)
+            connectFailed(describeErrno("connect", failure))
+            return
+        }
+        guard loop.register(fd, events: UInt32(CSHUTTLE_EPOLLIN), source: self, tag: Self.tag) else {
+            let failure = errno
+            Glibc.close(fd)
+            connectFailed(describeErrno("epoll_ctl", failure))
+            return
+        }
+        backend = fd
+        state = .connected
+        driver.send(.backendConnected(id))
+        let held = queued
+        queued.removeAll()
+        for datagram in held { datagram.withUnsafeBytes { send($0.baseAddress!, $0.count) } }
+    }
+
+    private func connectFailed(_ reason: String) {
+        state = .placing
+        driver.logger.info("UDP backend socket failed", metadata: ["client": "\(client.description)", "error": "\(reason)"])
+        carryOut(driver.send(.backendConnectFailed(id, reason: reason)))
+    }
+
+    // MARK: Datagrams
+
+    /// A client's datagram: sent on, or held while the backend's name resolves.
+    func forward(_ bytes: UnsafeRawPointer, _ count: Int) {
+        switch state {
+        case .connected:
+            lastActive = loop.now
+            send(bytes, count)
+        case .placing, .resolving:
+            lastActive = loop.now
+            if queued.count < UDPServiceHandler.maximumQueued {
+                queued.append(Array(UnsafeRawBufferPointer(start: bytes, count: count)))
+            }
+        case .ended:
+            break
+        }
+    }
+
+    /// Dropped when the socket's buffer is full or an ICMP error is
+    /// pending, as the network would drop it.
+    private func send(_ bytes: UnsafeRawPointer, _ count: Int) {
+        if Glibc.send(backend, bytes, count, Int32(MSG_DONTWAIT)) >= 0 { sent += count }
+    }
+
+    /// The backend's replies: back to the client from the service's socket.
+    override func handle(_ events: UInt32, tag: UInt64, loop: SpliceLoop) {
+        guard state == .connected else { return }
+        let buffer = loop.datagrams.reply
+        for _ in 0..<Self.repliesPerWakeup {
+            let count = recv(backend, buffer, DatagramBatch.size, Int32(MSG_DONTWAIT))
+            if count < 0 {
+                // An ICMP error (port unreachable) is said once; the flow lives on until idle.
+                if errno == EINTR || errno == ECONNREFUSED { continue }
+                return
+            }
+            lastActive = loop.now
+            received += count
+            service.reply(buffer, count, to: client)
+        }
+    }
+
+    // MARK: Ending
+
+    func reportIfDue(_ now: UInt64) {
+        guard now &- lastReport >= Self.reportInterval else { return }
+        lastReport = now
+        report(closed: false)
+    }
+
+    /// Ends the flow (idle, evicted, or the service closed).
+    func end() {
+        guard state != .ended else { return }
+        state = .ended
+        queued.removeAll()
+        if backend >= 0 {
+            Glibc.close(backend)
+            backend = -1
+        }
+        loop.retire(self)
+        report(closed: true)
+    }
+
+    private func report(closed: Bool) {
+        if sent > 0 || received > 0 {
+            driver.send(.bytesTransferred(id, sent: sent, received: received))
+            sent = 0
+            received = 0
+        }
+        if closed { driver.send(.connectionClosed(id)) }
+    }
+}
+#endif

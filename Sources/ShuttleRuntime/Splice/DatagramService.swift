@@ -1,0 +1,174 @@
+#if os(Linux)
+import CShuttleSplice
+import Glibc
+import Logging
+import NIOCore
+import ShuttleModel
+import Synchronization
+
+/// A UDP service's socket on the epoll relay (`-udp-relay epoll`), served
+/// by one relay loop. Datagrams are read in batches (recvmmsg); those from
+/// each client address form a flow, placed on a backend by the model and
+/// sent on from a connected socket of its own; the backend's replies go
+/// back to the client from the service's socket. The same contract with the
+/// model, the same limits and the same idle timeout as `UDPServiceHandler`.
+final class DatagramService: SpliceSource, @unchecked Sendable {  // confined to its loop but for `close`
+    let id: ListenerID
+    let fd: Int32
+    let driver: Driver
+    unowned let loop: SpliceLoop
+    /// Where it listens, `ip:port`.
+    let address: String
+    private let closing = Atomic<Bool>(false)
+    private var flows: [FlowKey: DatagramFlow] = [:]
+    private var nextSweep: UInt64 = 0
+
+    static let tag: UInt64 = 4
+    /// Read batches per wake-up: the socket is level-triggered, so what
+    /// is left wakes the loop again after the other sources had a turn.
+    static let batchesPerWakeup = 4
+    static let sweepInterval: UInt64 = 1_000_000_000
+
+    private init(id: ListenerID, fd: Int32, driver: Driver, loop: SpliceLoop, address: String) {
+        self.id = id
+        self.fd = fd
+        self.driver = driver
+        self.loop = loop
+        self.address = address
+    }
+
+    /// Binds (on the caller's thread) and hands the socket to a relay loop.
+    static func bind(_ listener: Listener, driver: Driver, relay: SpliceRelay) throws -> DatagramService {
+        guard case .success(let parsed) = HostPort.parse(listener.address, listening: true) else {
+            throw ListenError.badAddress(listener.address)
+        }
+        let address: SpliceAddress
+        switch parsed.host {
+        case .any:
+            address = SpliceAddress(ip: listener.network == .udp6 ? "::" : "0.0.0.0", port: parsed.port)!
+        case .ipv4(let ip), .ipv6(let ip):
+            if let literal = SpliceAddress(ip: ip, port: parsed.port) {
+                address = literal
+            } else {
+                address = try resolve(ip, port: parsed.port, network: listener.network)
+            }
+        case .name(let name):
+            address = try resolve(name, port: parsed.port, network: listener.network)
+        }
+        let fd = cshuttle_udp_socket(address.family)
+        guard fd >= 0 else { throw SpliceError.system(describeErrno("socket", errno)) }
+        var one: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        guard address.withSockaddr({ Glibc.bind(fd, $0, $1) }) == 0 else {
+            let failure = errno
+            Glibc.close(fd)
+            throw SpliceError.system(describeErrno("bind(descriptor:ptr:bytes:)", failure))
+        }
+        let bound = SpliceAddress.local(of: fd)?.description ?? listener.address
+        let loop = relay.nextLoop()
+        let service = DatagramService(id: listener.id, fd: fd, driver: driver, loop: loop, address: bound)
+        // Datagrams wait in the socket until the loop takes it up.
+        loop.post { loop.add(service) }
+        return service
+    }
+
+    private static func resolve(_ host: String, port: Int, network: Network) throws -> SpliceAddress {
+        let family = network == .udp4 ? AF_INET : network == .udp6 ? AF_INET6 : AF_UNSPEC
+        switch SpliceAddress.resolve(host, port: port, family: family, passive: true) {
+        case .success(let address): return address
+        case .failure(let error): throw error
+        }
+    }
+
+    /// On the loop: starts reading, unless closed meanwhile.
+    func start() -> Bool {
+        guard !closing.load(ordering: .relaxed) else {
+            Glibc.close(fd)
+            return false
+        }
+        guard loop.register(fd, events: UInt32(CSHUTTLE_EPOLLIN), source: self, tag: Self.tag) else {
+            driver.logger.error(
+                "cannot watch a UDP socket", metadata: ["address": "\(address)", "error": "\(describeErrno("epoll_ctl", errno))"])
+            Glibc.close(fd)
+            return false
+        }
+        nextSweep = loop.now + Self.sweepInterval
+        return true
+    }
+
+    override func handle(_ events: UInt32, tag: UInt64, loop: SpliceLoop) {
+        let batch = loop.datagrams
+        for _ in 0..<Self.batchesPerWakeup {
+            let count = batch.receive(from: fd)
+            guard count > 0 else { return }  // EAGAIN; errors of a UDP socket are not the service's end
+            for index in 0..<count {
+                guard batch.truncated[index] == 0, let key = FlowKey(batch.senders + index) else { continue }
+                let flow = flows[key] ?? newFlow(key, sender: batch.senders + index, length: batch.senderLengths[index])
+                flow.forward(batch.slot(index), batch.lengths[index])
+            }
+            if count < DatagramBatch.count { return }
+        }
+    }
+
+    private func newFlow(_ key: FlowKey, sender: UnsafePointer<sockaddr_storage>, length: UInt32) -> DatagramFlow {
+        if flows.count >= UDPServiceHandler.maximumFlows, let oldest = flows.min(by: { $0.value.lastActive < $1.value.lastActive }) {
+            flows.removeValue(forKey: oldest.key)?.end()
+        }
+        var client = SpliceAddress()
+        client.storage = sender.pointee
+        client.length = socklen_t(length)
+        let flow = DatagramFlow(id: driver.makeConnectionID(), key: key, client: client, service: self)
+        flows[key] = flow
+        flow.begin(listener: id)
+        return flow
+    }
+
+    /// Sends a backend's reply to `client` from the service's address.
+    func reply(_ bytes: UnsafeRawPointer, _ count: Int, to client: SpliceAddress) {
+        _ = client.withSockaddr { sendto(fd, bytes, count, Int32(MSG_DONTWAIT), $0, $1) }
+    }
+
+    func remove(_ flow: DatagramFlow) {
+        if flows[flow.key] === flow { flows.removeValue(forKey: flow.key) }
+        loop.retire(flow)
+    }
+
+    /// Ends the flows idle past their timeout; reports the others' bytes.
+    func tick(_ now: UInt64) {
+        guard now >= nextSweep else { return }
+        nextSweep = now + Self.sweepInterval
+        for (key, flow) in flows {
+            if now &- flow.lastActive >= flow.timeout {
+                flows.removeValue(forKey: key)
+                flow.end()
+            } else {
+                flow.reportIfDue(now)
+            }
+        }
+    }
+
+    /// Stops reading: the socket closes and its flows end (their replies
+    /// have no way back without it).
+    func close(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        let promise = eventLoop.makePromise(of: Void.self)
+        guard !closing.exchange(true, ordering: .relaxed) else {
+            promise.succeed()
+            return promise.futureResult
+        }
+        loop.post { [self] in
+            if loop.remove(self) { abort() }
+            promise.succeed()
+        }
+        return promise.futureResult
+    }
+
+    /// On the loop: closes the socket and ends every flow.
+    func abort() {
+        _ = cshuttle_epoll_remove(loop.epoll, fd)
+        Glibc.close(fd)
+        let ending = flows.values
+        flows.removeAll()
+        for flow in ending { flow.end() }
+    }
+}
+#endif
