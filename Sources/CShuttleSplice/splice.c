@@ -109,6 +109,42 @@ int cshuttle_receive_datagrams(
     return n;
 }
 
+int cshuttle_send_datagrams(
+    int fd, void *const *datas, const size_t *lengths, const void *addresses, const uint32_t *address_lengths,
+    int count) {
+    struct mmsghdr messages[CSHUTTLE_DATAGRAM_BATCH_MAX];
+    struct iovec vectors[CSHUTTLE_DATAGRAM_BATCH_MAX];
+    if (count > CSHUTTLE_DATAGRAM_BATCH_MAX) count = CSHUTTLE_DATAGRAM_BATCH_MAX;
+    const struct sockaddr_storage *to = addresses;
+    for (int i = 0; i < count; i++) {
+        vectors[i].iov_base = datas[i];
+        vectors[i].iov_len = lengths[i];
+        messages[i].msg_hdr = (struct msghdr){
+            .msg_name = to ? (void *)&to[i] : NULL,
+            .msg_namelen = to ? address_lengths[i] : 0,
+            .msg_iov = &vectors[i],
+            .msg_iovlen = 1,
+        };
+        messages[i].msg_len = 0;
+    }
+    int sent = 0;
+    while (sent < count) {
+        int n = sendmmsg(fd, messages + sent, (unsigned)(count - sent), MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            // A datagram the socket refuses (buffer full, an ICMP error
+            // pending) is dropped, as the network would; the rest go on.
+            if (sent < count && (errno == EAGAIN || errno == ECONNREFUSED || errno == EMSGSIZE)) {
+                sent++;
+                continue;
+            }
+            return sent > 0 ? sent : -1;
+        }
+        sent += n;
+    }
+    return sent;
+}
+
 uint64_t cshuttle_now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);

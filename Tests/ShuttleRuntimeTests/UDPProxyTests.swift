@@ -189,4 +189,39 @@ struct UDPProxyTests {
         try await echo.close()
         await proxy.shutdown()
     }
+
+    @Test("many clients with datagrams in flight each get back exactly their own replies", arguments: UDPRelay.allCases)
+    func manyClientsInFlight(relay: UDPRelay) async throws {
+        let proxy = ProxyHarness(udpRelay: relay)
+        let echo = try await TestUDPBackend.start(name: "echo", group: proxy.group)
+        try await proxy.apply(
+            Config(services: [
+                ServiceConfig(
+                    name: "busy", address: "127.0.0.1:0", network: "udp",
+                    backends: [backend("echo", port: echo.localAddress!.port!, network: "udp")])
+            ]))
+        let port = try proxy.port(of: "busy")
+        var clients: [UDPClient] = []
+        for _ in 0..<6 { clients.append(try await UDPClient(group: proxy.group)) }
+        // Bursts of 8 per client, all clients at once: the relay reads and
+        // sends them in batches that mix flows.
+        let bursts = 5
+        let window = 8
+        for burst in 0..<bursts {
+            for (c, client) in clients.enumerated() {
+                for j in 0..<window { try await client.send("c\(c)-\(burst * window + j)", to: port) }
+            }
+            let expected = (burst + 1) * window
+            #expect(await eventually { clients.allSatisfy { $0.replies.withLockedValue { $0.count } >= expected } })
+        }
+        for (c, client) in clients.enumerated() {
+            let replies = client.replies.withLockedValue { $0 }
+            #expect(Set(replies) == Set((0..<(bursts * window)).map { "echo:c\(c)-\($0)" }))
+            #expect(replies.count == bursts * window)
+        }
+        #expect(proxy.stats("busy")?.connections == clients.count)
+        for client in clients { try await client.channel.close() }
+        try await echo.close()
+        await proxy.shutdown()
+    }
 }

@@ -66,6 +66,16 @@ int cshuttle_receive_datagrams(
     int fd, void *base, size_t size, int count, size_t *lengths, void *senders, uint32_t *sender_lengths,
     uint8_t *truncated);
 
+/// sendmmsg(2): `count` (at most CSHUTTLE_DATAGRAM_BATCH_MAX) datagrams,
+/// the i-th `lengths[i]` bytes at `datas[i]`, to `addresses[i]` (a struct
+/// sockaddr_storage each, `address_lengths[i]` long), or to the socket's
+/// peer when `addresses` is NULL. One the socket refuses (its buffer full,
+/// an ICMP error pending) is dropped, as the network would, and the rest go
+/// on. Returns how many went or were dropped, or -1 and errno.
+int cshuttle_send_datagrams(
+    int fd, void *const *datas, const size_t *lengths, const void *addresses, const uint32_t *address_lengths,
+    int count);
+
 /// The monotonic clock in nanoseconds.
 uint64_t cshuttle_now(void);
 

@@ -2,10 +2,11 @@
 import CShuttleSplice
 import Glibc
 
-/// A relay loop's room for datagrams: `count` slots of `size` bytes that
-/// one recvmmsg fills, with each one's length and sender, and one more
-/// buffer for a backend's replies. Allocated when the loop gets its first
-/// UDP service; only the pages datagrams are written to take memory.
+/// Room for a batch of datagrams: `count` slots of `size` bytes that one
+/// recvmmsg fills (each with its length and address), and what one
+/// sendmmsg needs to send some of them. A relay loop has one for what its
+/// UDP services read; each service has one for the replies it sends back.
+/// Only the pages datagrams are written to take memory.
 final class DatagramBatch {
     /// Room for the largest UDP datagram (65,507 bytes over IPv4, 65,527
     /// over IPv6): none is cut.
@@ -13,28 +14,46 @@ final class DatagramBatch {
     static let count = 16
 
     let area = UnsafeMutableRawPointer.allocate(byteCount: DatagramBatch.size * DatagramBatch.count, alignment: 64)
-    let reply = UnsafeMutableRawPointer.allocate(byteCount: DatagramBatch.size, alignment: 64)
     let lengths = UnsafeMutablePointer<Int>.allocate(capacity: DatagramBatch.count)
-    let senders = UnsafeMutablePointer<sockaddr_storage>.allocate(capacity: DatagramBatch.count)
-    let senderLengths = UnsafeMutablePointer<UInt32>.allocate(capacity: DatagramBatch.count)
+    /// Senders of what was read; destinations of what is sent.
+    let addresses = UnsafeMutablePointer<sockaddr_storage>.allocate(capacity: DatagramBatch.count)
+    let addressLengths = UnsafeMutablePointer<UInt32>.allocate(capacity: DatagramBatch.count)
     let truncated = UnsafeMutablePointer<UInt8>.allocate(capacity: DatagramBatch.count)
-
-    /// Reads up to `count` datagrams from `fd`: how many came, or -1 and errno.
-    func receive(from fd: Int32) -> Int {
-        Int(
-            cshuttle_receive_datagrams(
-                fd, area, Self.size, Int32(Self.count), lengths, UnsafeMutableRawPointer(senders), senderLengths, truncated))
-    }
+    /// What a send takes: the datagrams' places and lengths, in order.
+    let outgoing = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: DatagramBatch.count)
+    let outgoingLengths = UnsafeMutablePointer<Int>.allocate(capacity: DatagramBatch.count)
+    /// Slots in use (a batch of replies being gathered).
+    var used = 0
 
     func slot(_ index: Int) -> UnsafeMutableRawPointer { area + index * Self.size }
 
+    /// Reads into the slots from `first` on: how many came, or -1 and errno.
+    /// Fewer than there was room for: the socket is empty.
+    func receive(from fd: Int32, first: Int = 0) -> Int {
+        Int(
+            cshuttle_receive_datagrams(
+                fd, slot(first), Self.size, Int32(Self.count - first), lengths + first,
+                UnsafeMutableRawPointer(addresses + first), addressLengths + first, truncated + first))
+    }
+
+    /// Sends the first `count` of `outgoing` to the socket's peer, or each
+    /// to its slot's address: how many went or were dropped, or -1 and errno.
+    @discardableResult
+    func sendOutgoing(on fd: Int32, count: Int, addressed: Bool) -> Int {
+        Int(
+            cshuttle_send_datagrams(
+                fd, outgoing, outgoingLengths, addressed ? UnsafeRawPointer(addresses) : nil,
+                addressed ? addressLengths : nil, Int32(count)))
+    }
+
     deinit {
         area.deallocate()
-        reply.deallocate()
         lengths.deallocate()
-        senders.deallocate()
-        senderLengths.deallocate()
+        addresses.deallocate()
+        addressLengths.deallocate()
         truncated.deallocate()
+        outgoing.deallocate()
+        outgoingLengths.deallocate()
     }
 }
 
@@ -55,7 +74,9 @@ struct FlowKey: Hashable {
             let v6 = UnsafeRawPointer(sender).load(as: sockaddr_in6.self)
             first = UInt64(AF_INET6) << 48 | UInt64(v6.sin6_port) << 32 | UInt64(v6.sin6_scope_id)
             var address = v6.sin6_addr
-            (second, third) = withUnsafeBytes(of: &address) { ($0.load(fromByteOffset: 0, as: UInt64.self), $0.load(fromByteOffset: 8, as: UInt64.self)) }
+            (second, third) = withUnsafeBytes(of: &address) {
+                ($0.load(fromByteOffset: 0, as: UInt64.self), $0.load(fromByteOffset: 8, as: UInt64.self))
+            }
         default:
             return nil
         }

@@ -6,8 +6,9 @@ import Logging
 import ShuttleModel
 
 /// One client's flow on the epoll UDP relay: a connected socket of its own
-/// to the backend the model chose, its datagrams sent on as they come, the
-/// backend's replies sent back from the service's socket. Reports to the
+/// to the backend the model chose, its datagrams of each read batch sent on
+/// together, the backend's replies read in batches and sent back from the
+/// service's socket. Reports to the
 /// model as `UDPFlow` does: `.backendConnected` or `.backendConnectFailed`
 /// per attempt, bytes at most once a second and at the end,
 /// `.connectionClosed` once.
@@ -39,12 +40,14 @@ final class DatagramFlow: SpliceSource, PlacedClient, @unchecked Sendable {  // 
     private var sent = 0
     private var received = 0
     private var lastReport: UInt64
+    /// Slots of the service's read batch that hold this flow's datagrams.
+    var batched: [Int] = []
 
     static let tag: UInt64 = 5
     static let reportInterval: UInt64 = 1_000_000_000
-    /// Replies read per wake-up before the loop goes on (level-triggered:
-    /// the rest wake it again).
-    static let repliesPerWakeup = 32
+    /// Reply batches read per wake-up before the loop goes on
+    /// (level-triggered: the rest wake it again).
+    static let readsPerWakeup = 4
 
     init(id: ConnectionID, key: FlowKey, client: SpliceAddress, service: DatagramService) {
         self.id = id
@@ -142,7 +145,11 @@ final class DatagramFlow: SpliceSource, PlacedClient, @unchecked Sendable {  // 
         driver.send(.backendConnected(id))
         let held = queued
         queued.removeAll()
-        for datagram in held { datagram.withUnsafeBytes { send($0.baseAddress!, $0.count) } }
+        for datagram in held {
+            datagram.withUnsafeBytes {
+                if Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) >= 0 { sent += $0.count }
+            }
+        }
     }
 
     private func connectFailed(_ reason: String) {
@@ -153,42 +160,54 @@ final class DatagramFlow: SpliceSource, PlacedClient, @unchecked Sendable {  // 
 
     // MARK: Datagrams
 
-    /// A client's datagram: sent on, or held while the backend's name resolves.
-    func forward(_ bytes: UnsafeRawPointer, _ count: Int) {
+    /// The client's datagrams of the read batch (`batched`): sent on in one
+    /// system call, or held while the backend's name resolves. One the
+    /// socket refuses (its buffer full, an ICMP error pending) is dropped,
+    /// as the network would drop it.
+    func forward(_ batch: DatagramBatch) {
+        defer { batched.removeAll(keepingCapacity: true) }
         switch state {
         case .connected:
             lastActive = loop.now
-            send(bytes, count)
+            var bytes = 0
+            for (position, index) in batched.enumerated() {
+                batch.outgoing[position] = batch.slot(index)
+                batch.outgoingLengths[position] = batch.lengths[index]
+                bytes += batch.lengths[index]
+            }
+            if batch.sendOutgoing(on: backend, count: batched.count, addressed: false) >= 0 { sent += bytes }
         case .placing, .resolving:
             lastActive = loop.now
-            if queued.count < UDPServiceHandler.maximumQueued {
-                queued.append(Array(UnsafeRawBufferPointer(start: bytes, count: count)))
+            for index in batched where queued.count < UDPServiceHandler.maximumQueued {
+                queued.append(Array(UnsafeRawBufferPointer(start: batch.slot(index), count: batch.lengths[index])))
             }
         case .ended:
             break
         }
     }
 
-    /// Dropped when the socket's buffer is full or an ICMP error is
-    /// pending, as the network would drop it.
-    private func send(_ bytes: UnsafeRawPointer, _ count: Int) {
-        if Glibc.send(backend, bytes, count, Int32(MSG_DONTWAIT)) >= 0 { sent += count }
-    }
-
-    /// The backend's replies: back to the client from the service's socket.
+    /// The backend's replies, read into the service's batch of replies
+    /// with their client as the address, to go back together.
     override func handle(_ events: UInt32, tag: UInt64, loop: SpliceLoop) {
         guard state == .connected else { return }
-        let buffer = loop.datagrams.reply
-        for _ in 0..<Self.repliesPerWakeup {
-            let count = recv(backend, buffer, DatagramBatch.size, Int32(MSG_DONTWAIT))
+        let replies = service.replies
+        for _ in 0..<Self.readsPerWakeup {
+            let first = replies.used
+            let room = DatagramBatch.count - first
+            let count = replies.receive(from: backend, first: first)
             if count < 0 {
                 // An ICMP error (port unreachable) is said once; the flow lives on until idle.
                 if errno == EINTR || errno == ECONNREFUSED { continue }
                 return
             }
+            for index in first..<(first + count) {
+                replies.addresses[index] = client.storage
+                replies.addressLengths[index] = UInt32(client.length)
+                received += replies.lengths[index]
+            }
             lastActive = loop.now
-            received += count
-            service.reply(buffer, count, to: client)
+            service.repliesAdded(count)
+            if count < room { return }  // the socket is empty
         }
     }
 

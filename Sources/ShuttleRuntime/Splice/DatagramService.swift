@@ -9,9 +9,12 @@ import Synchronization
 /// A UDP service's socket on the epoll relay (`-udp-relay epoll`), served
 /// by one relay loop. Datagrams are read in batches (recvmmsg); those from
 /// each client address form a flow, placed on a backend by the model and
-/// sent on from a connected socket of its own; the backend's replies go
-/// back to the client from the service's socket. The same contract with the
-/// model, the same limits and the same idle timeout as `UDPServiceHandler`.
+/// sent on from a connected socket of its own, a batch's worth at a time
+/// (sendmmsg). The backends' replies are read in batches into `replies`
+/// and go back to their clients from the service's socket together, when
+/// it is full or when the loop's batch of events ends. The same contract
+/// with the model, the same limits and the same idle timeout as
+/// `UDPServiceHandler`.
 final class DatagramService: SpliceSource, @unchecked Sendable {  // confined to its loop but for `close`
     let id: ListenerID
     let fd: Int32
@@ -22,6 +25,11 @@ final class DatagramService: SpliceSource, @unchecked Sendable {  // confined to
     private let closing = Atomic<Bool>(false)
     private var flows: [FlowKey: DatagramFlow] = [:]
     private var nextSweep: UInt64 = 0
+    /// Flows that got datagrams in the batch being read, in order.
+    private var touched: [DatagramFlow] = []
+    /// Replies gathered to be sent back together.
+    let replies = DatagramBatch()
+    private var isOpen = false
 
     static let tag: UInt64 = 4
     /// Read batches per wake-up: the socket is level-triggered, so what
@@ -93,6 +101,7 @@ final class DatagramService: SpliceSource, @unchecked Sendable {  // confined to
             return false
         }
         nextSweep = loop.now + Self.sweepInterval
+        isOpen = true
         return true
     }
 
@@ -102,10 +111,13 @@ final class DatagramService: SpliceSource, @unchecked Sendable {  // confined to
             let count = batch.receive(from: fd)
             guard count > 0 else { return }  // EAGAIN; errors of a UDP socket are not the service's end
             for index in 0..<count {
-                guard batch.truncated[index] == 0, let key = FlowKey(batch.senders + index) else { continue }
-                let flow = flows[key] ?? newFlow(key, sender: batch.senders + index, length: batch.senderLengths[index])
-                flow.forward(batch.slot(index), batch.lengths[index])
+                guard batch.truncated[index] == 0, let key = FlowKey(batch.addresses + index) else { continue }
+                let flow = flows[key] ?? newFlow(key, sender: batch.addresses + index, length: batch.addressLengths[index])
+                if flow.batched.isEmpty { touched.append(flow) }
+                flow.batched.append(index)
             }
+            for flow in touched { flow.forward(batch) }
+            touched.removeAll(keepingCapacity: true)
             if count < DatagramBatch.count { return }
         }
     }
@@ -123,9 +135,29 @@ final class DatagramService: SpliceSource, @unchecked Sendable {  // confined to
         return flow
     }
 
-    /// Sends a backend's reply to `client` from the service's address.
-    func reply(_ bytes: UnsafeRawPointer, _ count: Int, to client: SpliceAddress) {
-        _ = client.withSockaddr { sendto(fd, bytes, count, Int32(MSG_DONTWAIT), $0, $1) }
+    /// `count` more replies were read into `replies` (their addresses set):
+    /// sent at once if it is full, else when the loop's batch ends.
+    func repliesAdded(_ count: Int) {
+        let first = replies.used == 0
+        replies.used += count
+        if replies.used == DatagramBatch.count {
+            flushReplies()
+        } else if first {
+            loop.flushAfterBatch(self)
+        }
+    }
+
+    /// Sends the gathered replies, each to its client.
+    func flushReplies() {
+        let count = replies.used
+        guard count > 0 else { return }
+        replies.used = 0
+        guard isOpen else { return }
+        for index in 0..<count {
+            replies.outgoing[index] = replies.slot(index)
+            replies.outgoingLengths[index] = replies.lengths[index]
+        }
+        replies.sendOutgoing(on: fd, count: count, addressed: true)
     }
 
     func remove(_ flow: DatagramFlow) {
@@ -164,6 +196,8 @@ final class DatagramService: SpliceSource, @unchecked Sendable {  // confined to
 
     /// On the loop: closes the socket and ends every flow.
     func abort() {
+        isOpen = false
+        replies.used = 0
         _ = cshuttle_epoll_remove(loop.epoll, fd)
         Glibc.close(fd)
         let ending = flows.values

@@ -37,6 +37,8 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
     private var services: [DatagramService] = []
     /// Where UDP services' datagrams are read; made for the first one.
     private(set) lazy var datagrams = DatagramBatch()
+    /// UDP services with replies to send when the batch of events ends.
+    private var flushing: [DatagramService] = []
     /// Connections that spent their turn with bytes still to move (edge
     /// triggering will not say so again): pumped again after the batch.
     private var again: [SpliceConnection] = []
@@ -121,6 +123,10 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
         retired.append(source)
     }
 
+    func flushAfterBatch(_ service: DatagramService) {
+        flushing.append(service)
+    }
+
     /// Takes up a UDP service: its socket is read from now on.
     func add(_ service: DatagramService) {
         guard service.start() else { return }
@@ -190,6 +196,10 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
                 let pending = again
                 again.removeAll(keepingCapacity: true)
                 for connection in pending { connection.pump() }
+            }
+            if !flushing.isEmpty {
+                for service in flushing { service.flushReplies() }
+                flushing.removeAll(keepingCapacity: true)
             }
             if woken { runTasks() }
             if now >= nextTick {
