@@ -67,7 +67,8 @@ struct LiveChangeTests {
         let before = proxy.driver.read { $0.config }
         let update = Config(services: [
             tcpService("second", backends: [backend("a", port: takenPort)]),
-            ServiceConfig(name: "third", address: "127.0.0.1:\(takenPort)", backends: [backend("a", port: takenPort)]),
+            // (A backend elsewhere: one at its own address would be a loop, rejected before any bind.)
+            ServiceConfig(name: "third", address: "127.0.0.1:\(takenPort)", backends: [backend("a", port: 9)]),
         ])
         let reply = try await proxy.driver.submit(.updateConfig(ConfigUpdate(update))).get()
         guard case .bindFailed(let service, let address, _, _) = reply else {
