@@ -127,7 +127,7 @@ struct UDPProxyTests {
         let client = try await UDPClient(group: proxy.group)
         try await client.send("12345", to: port)
         #expect(await eventually { client.replies.withLockedValue { $0.count } == 1 })
-        #expect(proxy.stats("idle")?.active == 1)
+        #expect(proxy.stats("idle")?.connections == 1)
         #expect(await eventually { proxy.driver.read { $0.openConnections } == 0 })
         let stats = proxy.stats("idle")
         #expect(stats?.active == 0)
