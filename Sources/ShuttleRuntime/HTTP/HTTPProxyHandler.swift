@@ -121,7 +121,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, @un
             queuedStart += 1
             handle(part)
         }
-        queued.removeAll(keepingCapacity: true)
+        // Freed: a client that pipelined thousands of requests once does
+        // not keep room for them.
+        queued = []
         queuedStart = 0
     }
 

@@ -109,6 +109,9 @@ final class DatagramFlow: SpliceSource, PlacedClient, @unchecked Sendable {  // 
         state = .resolving
         let asked = attempt
         let port = address.port
+        // Held strongly: the service (and its unowned reference to the
+        // loop) may be gone by the time the answer comes.
+        let loop = self.loop
         DispatchQueue.global().async { [self] in
             let result = SpliceAddress.resolve(host, port: port, family: family, passive: false)
             loop.post { [self] in

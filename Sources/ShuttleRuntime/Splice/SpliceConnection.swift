@@ -122,6 +122,8 @@ final class SpliceConnection: SpliceSource, PlacedClient, @unchecked Sendable { 
     private func resolve(_ host: String, port: Int, network: Network) {
         let family = network == .tcp4 ? AF_INET : network == .tcp6 ? AF_INET6 : AF_UNSPEC
         let attempt = connectStarted
+        // Held strongly: the answer may come after the relay let the loop go.
+        let loop = self.loop
         DispatchQueue.global().async { [self] in
             let result = SpliceAddress.resolve(host, port: port, family: family, passive: false)
             loop.post { [self] in
