@@ -41,8 +41,10 @@ final class HTTPExchange: @unchecked Sendable {  // confined to its client's eve
     var reused = false
     /// The one retry on a fresh connection was made.
     var retried = false
-    /// No answer within `server_timeout`.
-    var timeout: Scheduled<Void>?
+    /// When the backend must have started its answer (`server_timeout`);
+    /// nil while none is awaited. The connection's one response timer
+    /// looks at it (`HTTPProxyHandler.responseTimerFired`).
+    var responseDeadline: NIODeadline?
 
     // MARK: The answer
 

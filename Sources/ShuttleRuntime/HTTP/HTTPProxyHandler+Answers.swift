@@ -43,7 +43,7 @@ extension HTTPProxyHandler {
     /// Our own 502 or 504 after a backend was chosen: reported as a failure
     /// of that backend, logged with the reason.
     func failExchange(_ exchange: HTTPExchange, status: HTTPResponseStatus, reason: String) {
-        exchange.timeout?.cancel()
+        exchange.responseDeadline = nil
         exchange.error = reason
         releaseBackend(of: exchange, reusable: false)
         exchange.answeredLocally = true
@@ -116,8 +116,7 @@ extension HTTPProxyHandler {
     /// Ends the answer, then hands on a pipelined request that waited for it.
     func endResponse(_ exchange: HTTPExchange, trailers: HTTPHeaders?) {
         exchange.responseEnded = true
-        exchange.timeout?.cancel()
-        exchange.timeout = nil
+        exchange.responseDeadline = nil
         var close = !exchange.keepAlive
         if exchange.requestEnded {
             complete(exchange)

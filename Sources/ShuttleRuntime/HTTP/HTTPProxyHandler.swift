@@ -47,6 +47,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, @un
     /// which hands on the next: a loop, not a recursion).
     private var deliveringQueued = false
     var idleTimer: Scheduled<Void>?
+    /// The connection's response timer (see `startResponseTimer`), and when it fires.
+    private var responseTimer: Scheduled<Void>?
+    private var responseTimerDue: NIODeadline?
     /// When the armed idle timer fires, and since when the connection is idle.
     private var idleDeadline: NIODeadline?
     private var idleSince = NIODeadline.now()
@@ -78,6 +81,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, @un
         idleTimer?.cancel()
         idleTimer = nil
         idleDeadline = nil
+        responseTimer?.cancel()
+        responseTimer = nil
+        responseTimerDue = nil
         // The context holds this handler: keeping it (or the codec
         // handlers) past removal would keep the whole pipeline alive, about
         // 2.7 KiB leaked for every connection.
@@ -198,9 +204,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, @un
 
     func channelInactive(context: ChannelHandlerContext) {
         idleTimer?.cancel()
+        responseTimer?.cancel()
+        responseTimer = nil
+        responseTimerDue = nil
         if let exchange {
             self.exchange = nil
-            exchange.timeout?.cancel()
+            exchange.responseDeadline = nil
             if let backend = exchange.backend {
                 exchange.backend = nil
                 backend.delegate = nil
@@ -235,6 +244,30 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, @un
         idleTimer?.cancel()
         idleDeadline = due
         idleTimer = context.eventLoop.scheduleTask(deadline: due) { [weak self] in self?.idleTimerFired() }
+    }
+
+    /// Makes sure the response timer fires by `deadline`.
+    func armResponseTimer(at deadline: NIODeadline) {
+        if let due = responseTimerDue, due <= deadline { return }
+        responseTimer?.cancel()
+        responseTimerDue = deadline
+        responseTimer = context.eventLoop.scheduleTask(deadline: deadline) { [weak self] in self?.responseTimerFired() }
+    }
+
+    /// The exchange awaiting an answer past its deadline gets a 504; one
+    /// whose deadline is still ahead is waited for.
+    private func responseTimerFired() {
+        responseTimer = nil
+        responseTimerDue = nil
+        guard context != nil, let exchange, let deadline = exchange.responseDeadline, exchange.responseHead == nil,
+            exchange.isForwarding
+        else { return }
+        guard NIODeadline.now() >= deadline else {
+            armResponseTimer(at: deadline)
+            return
+        }
+        let limit = exchange.target?.serverTimeout ?? 0
+        failExchange(exchange, status: .gatewayTimeout, reason: "no answer within \(limit) ms")
     }
 
     private func idleTimerFired() {
@@ -287,7 +320,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, @un
         let reason = error == .headerOverflow ? "request head over \(HTTPFrontend.maximumHeadSize) bytes" : "malformed request: \(error)"
         if let exchange {
             // The request broke off in its body: its backend cannot finish it.
-            exchange.timeout?.cancel()
+            exchange.responseDeadline = nil
             releaseBackend(of: exchange, reusable: false)
             exchange.error = reason
             let started = exchange.responseStarted

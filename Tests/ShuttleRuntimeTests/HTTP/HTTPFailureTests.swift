@@ -62,6 +62,32 @@ struct HTTPFailureTests {
         await harness.shutdown()
     }
 
+    @Test("each request on a connection gets its own server_timeout, counted from when it was sent")
+    func serverTimeoutPerRequest() async throws {
+        let harness = try await HTTPHarness.start()
+        let silent = try await TestHTTPBackend.start(.silent, group: harness.group)
+        let named = try await TestHTTPBackend.start(.named("ok"), group: harness.group)
+        try await harness.apply([
+            vhostService("s", hosts: ["s.test"], backends: [backend("a", silent)]) { $0.serverTimeout = 400 },
+            vhostService("ok", hosts: ["ok.test"], backends: [backend("b", named)]) { $0.serverTimeout = 400 },
+        ])
+        let connection = try await harness.connect()
+        // The first request arms the connection's timer; it is answered.
+        #expect(try await connection.request(host: "ok.test").text == "ok")
+        try await Task.sleep(for: .milliseconds(250))
+        // The timer fires before this request's deadline: it must wait for the rest.
+        let sent = ContinuousClock.now
+        let response = try await connection.request(host: "s.test")
+        let waited = ContinuousClock.now - sent
+        #expect(response.status == 504)
+        #expect(waited >= .milliseconds(400), "answered after \(waited), before its own 400 ms")
+        #expect(try await connection.request(host: "ok.test").text == "ok")
+        await connection.close()
+        await silent.close()
+        await named.close()
+        await harness.shutdown()
+    }
+
     @Test("http_active counts requests in progress on their backend; http_connections counts them all")
     func activeCounters() async throws {
         let harness = try await HTTPHarness.start()
