@@ -27,6 +27,8 @@ public final class Driver: Sendable {
     public let tcpRelay: TCPRelay
     /// Which data path UDP services use.
     public let udpRelay: UDPRelay
+    /// Flows each UDP service keeps at most (`FlowLimits.maximumFlows`).
+    let udpFlowLimit: Int
     let relayThreads: Int
     #if os(Linux)
     /// The relay's own epoll threads, started with the first listener of a
@@ -67,8 +69,10 @@ public final class Driver: Sendable {
     public init(
         group: any EventLoopGroup, control: any EventLoop, logger: Logger, stateFile: StateFile?, seed: UInt64 = 0,
         settings: ProxySettings = ProxySettings(), recorder: (@Sendable (Event, [Action]) -> Void)? = nil,
-        tcpRelay: TCPRelay = .platformDefault, udpRelay: UDPRelay = .platformDefault, relayThreads: Int = System.coreCount
+        tcpRelay: TCPRelay = .platformDefault, udpRelay: UDPRelay = .platformDefault, relayThreads: Int = System.coreCount,
+        udpFlowLimit: Int? = nil
     ) {
+        self.udpFlowLimit = max(1, udpFlowLimit ?? FlowLimits.maximumFlows)
         self.tcpRelay = tcpRelay.available
         self.udpRelay = udpRelay.available
         self.relayThreads = max(1, relayThreads)

@@ -224,4 +224,42 @@ struct UDPProxyTests {
         try await echo.close()
         await proxy.shutdown()
     }
+
+    @Test("past the flow limit, a new client's flow ends the least recently active one", arguments: UDPRelay.allCases)
+    func flowLimit(relay: UDPRelay) async throws {
+        let proxy = ProxyHarness(udpRelay: relay, udpFlowLimit: 3)
+        let echo = try await TestUDPBackend.start(name: "echo", group: proxy.group)
+        try await proxy.apply(
+            Config(services: [
+                ServiceConfig(
+                    name: "full", address: "127.0.0.1:0", network: "udp",
+                    backends: [backend("echo", port: echo.localAddress!.port!, network: "udp")])
+            ]))
+        let port = try proxy.port(of: "full")
+        var clients: [UDPClient] = []
+        for _ in 0..<4 { clients.append(try await UDPClient(group: proxy.group)) }
+        for (i, client) in clients.prefix(3).enumerated() {
+            try await client.send("first \(i)", to: port)
+            #expect(await eventually { client.replies.withLockedValue { $0.count } == 1 })
+        }
+        // Client 0 is active again: client 1 is now the least recently active.
+        try await Task.sleep(for: .milliseconds(20))
+        try await clients[0].send("again", to: port)
+        #expect(await eventually { clients[0].replies.withLockedValue { $0.count } == 2 })
+        try await Task.sleep(for: .milliseconds(20))
+        try await clients[3].send("fourth", to: port)
+        #expect(await eventually { clients[3].replies.withLockedValue { $0.count } == 1 })
+        #expect(await eventually { proxy.driver.read { $0.openConnections } == 3 })
+        #expect(proxy.stats("full")?.connections == 4)
+        // Client 0 kept its flow; client 1 gets a new one.
+        try await clients[0].send("kept", to: port)
+        #expect(await eventually { clients[0].replies.withLockedValue { $0.count } == 3 })
+        #expect(proxy.stats("full")?.connections == 4)
+        try await clients[1].send("back", to: port)
+        #expect(await eventually { clients[1].replies.withLockedValue { $0.count } == 2 })
+        #expect(proxy.stats("full")?.connections == 5)
+        for client in clients { try await client.channel.close() }
+        try await echo.close()
+        await proxy.shutdown()
+    }
 }

@@ -67,8 +67,14 @@ final class DatagramFlow: SpliceSource, PlacedClient, @unchecked Sendable {  // 
     }
 
     func closeWithoutBackend(_ reason: CloseReason) {
-        driver.logger.warning(
-            "datagrams dropped: no backend", metadata: ["client": "\(client.description)", "reason": "\(reason)"])
+        let (say, heldBack) = service.noBackendWarnings.shouldSay(now: loop.now)
+        if say {
+            driver.logger.warning(
+                "datagrams dropped: no backend",
+                metadata: [
+                    "client": "\(client.description)", "reason": "\(reason)", "held_back": "\(heldBack)",
+                ])
+        }
         state = .ended
         queued.removeAll()
         service.remove(self)

@@ -29,6 +29,8 @@ final class DatagramService: SpliceSource, @unchecked Sendable {  // confined to
     private var touched: [DatagramFlow] = []
     /// Replies gathered to be sent back together.
     let replies = DatagramBatch()
+    /// "datagrams dropped: no backend", at most once a second.
+    var noBackendWarnings = WarningLimiter()
     private var isOpen = false
 
     static let tag: UInt64 = 4
@@ -123,8 +125,8 @@ final class DatagramService: SpliceSource, @unchecked Sendable {  // confined to
     }
 
     private func newFlow(_ key: FlowKey, sender: UnsafePointer<sockaddr_storage>, length: UInt32) -> DatagramFlow {
-        if flows.count >= UDPServiceHandler.maximumFlows, let oldest = flows.min(by: { $0.value.lastActive < $1.value.lastActive }) {
-            flows.removeValue(forKey: oldest.key)?.end()
+        if flows.count >= driver.udpFlowLimit, let oldest = FlowLimits.victim(in: flows, lastActive: { $0.lastActive }) {
+            flows.removeValue(forKey: oldest)?.end()
         }
         var client = SpliceAddress()
         client.storage = sender.pointee

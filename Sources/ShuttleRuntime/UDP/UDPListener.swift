@@ -32,8 +32,6 @@ final class UDPServiceHandler: ChannelInboundHandler, @unchecked Sendable {  // 
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
     typealias OutboundOut = AddressedEnvelope<ByteBuffer>
 
-    /// At most this many flows; the one idle longest is evicted first.
-    static let maximumFlows = 65_536
     /// Flow idle time when the service sets no `client_timeout`.
     static let defaultFlowTimeout = TimeAmount.seconds(30)
     /// Datagrams held per flow while its backend socket is being set up.
@@ -64,6 +62,8 @@ final class UDPServiceHandler: ChannelInboundHandler, @unchecked Sendable {  // 
     var unflushed: [UDPFlow] = []
     /// Replies written to clients and not yet flushed.
     var repliesPending = false
+    /// "datagrams dropped: no backend", at most once a second.
+    var noBackendWarnings = WarningLimiter()
 
     init(listener: ListenerID, driver: Driver) {
         self.listener = listener
@@ -92,8 +92,8 @@ final class UDPServiceHandler: ChannelInboundHandler, @unchecked Sendable {  // 
         if let existing = flows[client] {
             flow = existing
         } else {
-            if flows.count >= Self.maximumFlows, let oldest = flows.min(by: { $0.value.lastActive < $1.value.lastActive }) {
-                flows.removeValue(forKey: oldest.key)?.end()
+            if flows.count >= driver.udpFlowLimit, let oldest = FlowLimits.victim(in: flows, lastActive: { $0.lastActive }) {
+                flows.removeValue(forKey: oldest)?.end()
             }
             flow = UDPFlow(id: driver.makeConnectionID(), client: client, service: self)
             flows[client] = flow
@@ -168,7 +168,12 @@ final class UDPFlow: PlacedClient, @unchecked Sendable {  // confined to the ser
     }
 
     func closeWithoutBackend(_ reason: CloseReason) {
-        driver.logger.warning("datagrams dropped: no backend", metadata: ["client": "\(client)", "reason": "\(reason)"])
+        let (say, heldBack) = service.noBackendWarnings.shouldSay(now: UInt64(NIODeadline.now().uptimeNanoseconds))
+        if say {
+            driver.logger.warning(
+                "datagrams dropped: no backend",
+                metadata: ["client": "\(client)", "reason": "\(reason)", "held_back": "\(heldBack)"])
+        }
         ended = true
         queued.removeAll()
         service.remove(self)

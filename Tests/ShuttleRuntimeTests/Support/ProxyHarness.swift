@@ -13,10 +13,13 @@ final class ProxyHarness: Sendable {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
     let driver: Driver
 
-    init(settings: ProxySettings = ProxySettings(), relay: TCPRelay = .platformDefault, udpRelay: UDPRelay = .platformDefault) {
+    init(
+        settings: ProxySettings = ProxySettings(), relay: TCPRelay = .platformDefault, udpRelay: UDPRelay = .platformDefault,
+        udpFlowLimit: Int? = nil
+    ) {
         driver = Driver(
             group: group, control: group.next(), logger: testLogger(), stateFile: nil, settings: settings,
-            tcpRelay: relay, udpRelay: udpRelay, relayThreads: 2)
+            tcpRelay: relay, udpRelay: udpRelay, relayThreads: 2, udpFlowLimit: udpFlowLimit)
     }
 
     /// Applies a command and expects it to be applied.
