@@ -40,6 +40,13 @@ final class UDPClient: Sendable {
     }
 }
 
+/// A UDP service on a free port of 127.0.0.1 with `echo` as its one backend.
+func echoService(_ name: String, _ echo: any Channel) -> ServiceConfig {
+    ServiceConfig(
+        name: name, address: "127.0.0.1:0", network: "udp",
+        backends: [backend("echo", port: echo.localAddress!.port!, network: "udp")])
+}
+
 /// What both UDP relays (epoll and NIO) must do alike, over real sockets.
 @Suite("UDP proxying over real sockets")
 struct UDPProxyTests {
@@ -90,12 +97,7 @@ struct UDPProxyTests {
     func largeDatagrams(relay: UDPRelay, size: Int) async throws {
         let proxy = ProxyHarness(udpRelay: relay)
         let echo = try await TestUDPBackend.start(name: "echo", group: proxy.group)
-        try await proxy.apply(
-            Config(services: [
-                ServiceConfig(
-                    name: "big", address: "127.0.0.1:0", network: "udp",
-                    backends: [backend("echo", port: echo.localAddress!.port!, network: "udp")])
-            ]))
+        try await proxy.apply(Config(services: [echoService("big", echo)]))
         let port = try proxy.port(of: "big")
         let client = try await UDPClient(group: proxy.group)
         // Distinct bytes along the datagram, so that a cut or a shifted slice shows.
@@ -118,9 +120,7 @@ struct UDPProxyTests {
     func idleFlowsEnd(relay: UDPRelay) async throws {
         let proxy = ProxyHarness(udpRelay: relay)
         let echo = try await TestUDPBackend.start(name: "echo", group: proxy.group)
-        var service = ServiceConfig(
-            name: "idle", address: "127.0.0.1:0", network: "udp",
-            backends: [backend("echo", port: echo.localAddress!.port!, network: "udp")])
+        var service = echoService("idle", echo)
         service.clientTimeout = 300
         try await proxy.apply(Config(services: [service]))
         let port = try proxy.port(of: "idle")
@@ -165,9 +165,7 @@ struct UDPProxyTests {
     func removal(relay: UDPRelay) async throws {
         let proxy = ProxyHarness(udpRelay: relay)
         let echo = try await TestUDPBackend.start(name: "echo", group: proxy.group)
-        let service = ServiceConfig(
-            name: "gone", address: "127.0.0.1:0", network: "udp",
-            backends: [backend("echo", port: echo.localAddress!.port!, network: "udp")])
+        let service = echoService("gone", echo)
         try await proxy.apply(Config(services: [service]))
         let port = try proxy.port(of: "gone")
         let client = try await UDPClient(group: proxy.group)
@@ -194,12 +192,7 @@ struct UDPProxyTests {
     func manyClientsInFlight(relay: UDPRelay) async throws {
         let proxy = ProxyHarness(udpRelay: relay)
         let echo = try await TestUDPBackend.start(name: "echo", group: proxy.group)
-        try await proxy.apply(
-            Config(services: [
-                ServiceConfig(
-                    name: "busy", address: "127.0.0.1:0", network: "udp",
-                    backends: [backend("echo", port: echo.localAddress!.port!, network: "udp")])
-            ]))
+        try await proxy.apply(Config(services: [echoService("busy", echo)]))
         let port = try proxy.port(of: "busy")
         var clients: [UDPClient] = []
         for _ in 0..<6 { clients.append(try await UDPClient(group: proxy.group)) }
@@ -229,12 +222,7 @@ struct UDPProxyTests {
     func flowLimit(relay: UDPRelay) async throws {
         let proxy = ProxyHarness(udpRelay: relay, udpFlowLimit: 3)
         let echo = try await TestUDPBackend.start(name: "echo", group: proxy.group)
-        try await proxy.apply(
-            Config(services: [
-                ServiceConfig(
-                    name: "full", address: "127.0.0.1:0", network: "udp",
-                    backends: [backend("echo", port: echo.localAddress!.port!, network: "udp")])
-            ]))
+        try await proxy.apply(Config(services: [echoService("full", echo)]))
         let port = try proxy.port(of: "full")
         var clients: [UDPClient] = []
         for _ in 0..<4 { clients.append(try await UDPClient(group: proxy.group)) }

@@ -95,7 +95,7 @@ final class DatagramFlow: SpliceSource, PlacedClient, @unchecked Sendable {  // 
             connectFailed("bad address \(target.address)")
             return
         }
-        let family = target.network == .udp4 ? AF_INET : target.network == .udp6 ? AF_INET6 : AF_UNSPEC
+        let family = SpliceAddress.family(of: target.network)
         let host: String
         switch address.host {
         case .ipv4(let ip), .ipv6(let ip):

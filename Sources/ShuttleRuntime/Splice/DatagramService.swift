@@ -49,22 +49,7 @@ final class DatagramService: SpliceSource, @unchecked Sendable {  // confined to
 
     /// Binds (on the caller's thread) and hands the socket to a relay loop.
     static func bind(_ listener: Listener, driver: Driver, relay: SpliceRelay) throws -> DatagramService {
-        guard case .success(let parsed) = HostPort.parse(listener.address, listening: true) else {
-            throw ListenError.badAddress(listener.address)
-        }
-        let address: SpliceAddress
-        switch parsed.host {
-        case .any:
-            address = SpliceAddress(ip: listener.network == .udp6 ? "::" : "0.0.0.0", port: parsed.port)!
-        case .ipv4(let ip), .ipv6(let ip):
-            if let literal = SpliceAddress(ip: ip, port: parsed.port) {
-                address = literal
-            } else {
-                address = try resolve(ip, port: parsed.port, network: listener.network)
-            }
-        case .name(let name):
-            address = try resolve(name, port: parsed.port, network: listener.network)
-        }
+        let address = try SpliceAddress.listening(on: listener)
         let fd = cshuttle_udp_socket(address.family)
         guard fd >= 0 else { throw SpliceError.system(describeErrno("socket", errno)) }
         var one: Int32 = 1
@@ -80,14 +65,6 @@ final class DatagramService: SpliceSource, @unchecked Sendable {  // confined to
         // Datagrams wait in the socket until the loop takes it up.
         loop.post { loop.add(service) }
         return service
-    }
-
-    private static func resolve(_ host: String, port: Int, network: Network) throws -> SpliceAddress {
-        let family = network == .udp4 ? AF_INET : network == .udp6 ? AF_INET6 : AF_UNSPEC
-        switch SpliceAddress.resolve(host, port: port, family: family, passive: true) {
-        case .success(let address): return address
-        case .failure(let error): throw error
-        }
     }
 
     /// On the loop: starts reading, unless closed meanwhile.

@@ -1,6 +1,7 @@
 #if os(Linux)
 import CShuttleSplice
 import Glibc
+import ShuttleModel
 
 /// A socket address as the kernel takes it, for the splice relay's own
 /// sockets (SwiftNIO's `SocketAddress` does not hand its bytes out).
@@ -67,6 +68,38 @@ struct SpliceAddress: @unchecked Sendable {  // plain bytes
             entry = info.ai_next
         }
         return .failure(ResolveError(host: host, reason: "no IPv4 or IPv6 address"))
+    }
+
+    /// The address family a network asks for (AF_UNSPEC: either).
+    static func family(of network: Network) -> Int32 {
+        switch network {
+        case .tcp4, .udp4: return AF_INET
+        case .tcp6, .udp6: return AF_INET6
+        case .tcp, .udp: return AF_UNSPEC
+        }
+    }
+
+    /// Where a listener binds: its IP, every interface of its network's
+    /// family, or its host name resolved (blocking: a few system calls on
+    /// the caller's thread).
+    static func listening(on listener: Listener) throws -> SpliceAddress {
+        guard case .success(let parsed) = HostPort.parse(listener.address, listening: true) else {
+            throw ListenError.badAddress(listener.address)
+        }
+        let host: String
+        switch parsed.host {
+        case .any:
+            return SpliceAddress(ip: family(of: listener.network) == AF_INET6 ? "::" : "0.0.0.0", port: parsed.port)!
+        case .ipv4(let ip), .ipv6(let ip):
+            if let literal = SpliceAddress(ip: ip, port: parsed.port) { return literal }
+            host = ip
+        case .name(let name):
+            host = name
+        }
+        switch resolve(host, port: parsed.port, family: family(of: listener.network), passive: true) {
+        case .success(let address): return address
+        case .failure(let error): throw error
+        }
     }
 
     struct ResolveError: Error, CustomStringConvertible {

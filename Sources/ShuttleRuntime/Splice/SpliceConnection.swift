@@ -120,7 +120,7 @@ final class SpliceConnection: SpliceSource, PlacedClient, @unchecked Sendable { 
     /// getaddrinfo blocks: it runs off the relay thread, and the answer comes
     /// back to it (the connect deadline keeps running meanwhile).
     private func resolve(_ host: String, port: Int, network: Network) {
-        let family = network == .tcp4 ? AF_INET : network == .tcp6 ? AF_INET6 : AF_UNSPEC
+        let family = SpliceAddress.family(of: network)
         let attempt = connectStarted
         // Held strongly: the answer may come after the relay let the loop go.
         let loop = self.loop

@@ -42,22 +42,7 @@ final class SpliceListener: SpliceSource, @unchecked Sendable {  // immutable bu
     /// Binds and listens (on the caller's thread: a few system calls, and a
     /// blocking resolution for a listen address that is a host name).
     static func bind(_ listener: Listener, driver: Driver, relay: SpliceRelay) throws -> SpliceListener {
-        guard case .success(let parsed) = HostPort.parse(listener.address, listening: true) else {
-            throw ListenError.badAddress(listener.address)
-        }
-        let address: SpliceAddress
-        switch parsed.host {
-        case .any:
-            address = SpliceAddress(ip: listener.network == .tcp6 ? "::" : "0.0.0.0", port: parsed.port)!
-        case .ipv4(let ip), .ipv6(let ip):
-            if let literal = SpliceAddress(ip: ip, port: parsed.port) {
-                address = literal
-            } else {
-                address = try resolve(ip, port: parsed.port, network: listener.network)
-            }
-        case .name(let name):
-            address = try resolve(name, port: parsed.port, network: listener.network)
-        }
+        let address = try SpliceAddress.listening(on: listener)
         let fd = cshuttle_tcp_socket(address.family)
         guard fd >= 0 else { throw SpliceError.system(describeErrno("socket", errno)) }
         var one: Int32 = 1
@@ -86,14 +71,6 @@ final class SpliceListener: SpliceSource, @unchecked Sendable {  // immutable bu
             }
         }
         return spliceListener
-    }
-
-    private static func resolve(_ host: String, port: Int, network: Network) throws -> SpliceAddress {
-        let family = network == .tcp4 ? AF_INET : network == .tcp6 ? AF_INET6 : AF_UNSPEC
-        switch SpliceAddress.resolve(host, port: port, family: family, passive: true) {
-        case .success(let address): return address
-        case .failure(let error): throw error
-        }
     }
 
     override func handle(_ events: UInt32, tag: UInt64, loop: SpliceLoop) {
