@@ -1,6 +1,5 @@
 #if os(Linux)
 import CShuttleSplice
-import Dispatch
 import Glibc
 import Logging
 import ShuttleModel
@@ -87,46 +86,19 @@ final class DatagramFlow: SpliceSource, PlacedClient, @unchecked Sendable {  // 
         if target.clientTimeout > 0 { timeout = UInt64(target.clientTimeout) * 1_000_000 }
         state = .placing
         attempt += 1
-        if let known = loop.address(of: target.address) {
-            open(known)
-            return
-        }
-        guard case .success(let address) = HostPort.parse(target.address, listening: false) else {
-            connectFailed("bad address \(target.address)")
-            return
-        }
-        let family = SpliceAddress.family(of: target.network)
-        let host: String
-        switch address.host {
-        case .ipv4(let ip), .ipv6(let ip):
-            if let literal = SpliceAddress(ip: ip, port: address.port) {
-                loop.remember(literal, for: target.address)
-                open(literal)
-                return
-            }
-            host = ip
-        case .name(let name):
-            host = name
-        case .any:
-            connectFailed("bad address \(target.address)")
-            return
-        }
-        // getaddrinfo blocks: off the relay thread, the answer comes back to it.
-        state = .resolving
         let asked = attempt
-        let port = address.port
-        // Held strongly: the service (and its unowned reference to the
-        // loop) may be gone by the time the answer comes.
-        let loop = self.loop
-        DispatchQueue.global().async { [self] in
-            let result = SpliceAddress.resolve(host, port: port, family: family, passive: false)
-            loop.post { [self] in
-                guard state == .resolving, attempt == asked else { return }
-                switch result {
-                case .success(let resolved): open(resolved)
-                case .failure(let error): connectFailed(error.description)
-                }
+        let location = loop.locate(target) { [self] result in
+            // The flow ended, or a later attempt began, meanwhile.
+            guard state == .resolving, attempt == asked else { return }
+            switch result {
+            case .success(let resolved): open(resolved)
+            case .failure(let error): connectFailed(error.description)
             }
+        }
+        switch location {
+        case .known(let address): open(address)
+        case .resolving: state = .resolving
+        case .unusable(let reason): connectFailed(reason)
         }
     }
 

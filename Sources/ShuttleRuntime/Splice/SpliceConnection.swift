@@ -1,6 +1,5 @@
 #if os(Linux)
 import CShuttleSplice
-import Dispatch
 import Glibc
 import Logging
 import ShuttleModel
@@ -94,46 +93,20 @@ final class SpliceConnection: SpliceSource, PlacedClient, @unchecked Sendable { 
         connectStarted = cshuttle_now()
         let timeout = target.connectTimeout > 0 ? UInt64(target.connectTimeout) * 1_000_000 : Self.defaultConnectTimeout
         connectDeadline = connectStarted + timeout
-        if let known = loop.address(of: target.address) {
-            connect(to: known)
-            return
-        }
-        guard case .success(let address) = HostPort.parse(target.address, listening: false) else {
-            connectFailed("bad address \(target.address)")
-            return
-        }
-        switch address.host {
-        case .ipv4(let ip), .ipv6(let ip):
-            if let socketAddress = SpliceAddress(ip: ip, port: address.port) {
-                loop.remember(socketAddress, for: target.address)
-                connect(to: socketAddress)
-                return
-            }
-            resolve(ip, port: address.port, network: target.network)
-        case .name(let name):
-            resolve(name, port: address.port, network: target.network)
-        case .any:
-            connectFailed("bad address \(target.address)")
-        }
-    }
-
-    /// getaddrinfo blocks: it runs off the relay thread, and the answer comes
-    /// back to it (the connect deadline keeps running meanwhile).
-    private func resolve(_ host: String, port: Int, network: Network) {
-        let family = SpliceAddress.family(of: network)
         let attempt = connectStarted
-        // Held strongly: the answer may come after the relay let the loop go.
-        let loop = self.loop
-        DispatchQueue.global().async { [self] in
-            let result = SpliceAddress.resolve(host, port: port, family: family, passive: false)
-            loop.post { [self] in
-                // A later attempt, a timeout or the client's end came first.
-                guard state == .placing, connectStarted == attempt else { return }
-                switch result {
-                case .success(let address): connect(to: address)
-                case .failure(let error): connectFailed(error.description)
-                }
+        // A host name resolves while the connect deadline runs.
+        let location = loop.locate(target) { [self] result in
+            // A later attempt, a timeout or the client's end came first.
+            guard state == .placing, connectStarted == attempt else { return }
+            switch result {
+            case .success(let address): connect(to: address)
+            case .failure(let error): connectFailed(error.description)
             }
+        }
+        switch location {
+        case .known(let address): connect(to: address)
+        case .resolving: break
+        case .unusable(let reason): connectFailed(reason)
         }
     }
 

@@ -141,13 +141,47 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
         return true
     }
 
-    func address(of backend: String) -> SpliceAddress? {
-        addresses[backend]
+    /// Where a backend is, for a connection or flow of this loop.
+    enum BackendLocation {
+        case known(SpliceAddress)
+        /// Its host name is being resolved: `resolved` will say.
+        case resolving
+        case unusable(String)
     }
 
-    func remember(_ address: SpliceAddress, for backend: String) {
-        if addresses.count >= 4096 { addresses.removeAll() }
-        addresses[backend] = address
+    /// Where `target` is: at once for an IP address (parsed once, then
+    /// remembered); for a host name, `.resolving`, and `resolved` runs on
+    /// this loop's thread once getaddrinfo, which blocks, has answered off
+    /// it. The caller tells a stale answer from a current one.
+    func locate(
+        _ target: BackendTarget, resolved: @escaping @Sendable (Result<SpliceAddress, SpliceAddress.ResolveError>) -> Void
+    ) -> BackendLocation {
+        if let known = addresses[target.address] { return .known(known) }
+        guard case .success(let address) = HostPort.parse(target.address, listening: false) else {
+            return .unusable("bad address \(target.address)")
+        }
+        let host: String
+        switch address.host {
+        case .ipv4(let ip), .ipv6(let ip):
+            if let literal = SpliceAddress(ip: ip, port: address.port) {
+                if addresses.count >= 4096 { addresses.removeAll() }
+                addresses[target.address] = literal
+                return .known(literal)
+            }
+            host = ip
+        case .name(let name):
+            host = name
+        case .any:
+            return .unusable("bad address \(target.address)")
+        }
+        let family = SpliceAddress.family(of: target.network)
+        let port = address.port
+        // The loop is held until the answer is posted (the relay may have let it go).
+        DispatchQueue.global().async { [self] in
+            let result = SpliceAddress.resolve(host, port: port, family: family, passive: false)
+            post { resolved(result) }
+        }
+        return .resolving
     }
 
     func recordConnect(_ target: BackendTarget, nanoseconds: Int64, metrics: ShuttleMetrics) {
