@@ -189,15 +189,8 @@ struct TCPRelayTests {
 
     @Test("a backend that never answers the connect is given up after connect_timeout", arguments: TCPRelay.allCases)
     func connectTimeout(relay: TCPRelay) async throws {
-        let proxy = ProxyHarness(relay: relay)
-        let server = try RawSocket.hangingListener()
-        defer {
-            close(server.filler)
-            close(server.fd)
-        }
-        var service = tcpService("slow", backends: [backend("a", port: server.port)])
-        service.connectTimeout = 300
-        try await proxy.apply(Config(services: [service]))
+        let (proxy, server) = try await proxyToHangingBackend("slow", relay: relay, connectTimeout: 300)
+        defer { server.close() }
         let client = try await TCPClient.connect(port: try proxy.port(of: "slow"), group: proxy.group)
         #expect(await client.waitForClose())
         #expect(await eventually { (proxy.driver.read { $0.stats(service: "slow", backend: "a")?.errors } ?? 0) >= 1 })
@@ -207,18 +200,11 @@ struct TCPRelayTests {
 
     @Test("a client that resets while its backend is being connected is let go when the attempt ends", arguments: TCPRelay.allCases)
     func clientResetDuringConnect(relay: TCPRelay) async throws {
-        let proxy = ProxyHarness(relay: relay)
-        let server = try RawSocket.hangingListener()
-        defer {
-            close(server.filler)
-            close(server.fd)
-        }
-        var service = tcpService("reset", backends: [backend("a", port: server.port)])
-        // Never reached: the attempt ends below when the backend makes room
-        // in its accept queue, so a busy machine cannot make the test miss
-        // the attempt in flight.
-        service.connectTimeout = 120_000
-        try await proxy.apply(Config(services: [service]))
+        // A connect timeout never reached: the attempt ends below when the
+        // backend makes room in its accept queue, so a busy machine cannot
+        // make the test miss the attempt in flight.
+        let (proxy, server) = try await proxyToHangingBackend("reset", relay: relay, connectTimeout: 120_000)
+        defer { server.close() }
         let port = try proxy.port(of: "reset")
         let client = try RawSocket.connect(port: port)
         #expect(await eventually { proxy.driver.read { $0.openConnections } == 1 })

@@ -29,6 +29,11 @@ final class UDPClient: Sendable {
         try await channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: ByteBuffer(string: text)))
     }
 
+    /// Waits until exactly `count` replies have come (true), or gives up.
+    func waitForReplies(_ count: Int) async -> Bool {
+        await eventually { replies.withLockedValue { $0.count } == count }
+    }
+
     final class ReplyCollector: ChannelInboundHandler {
         typealias InboundIn = AddressedEnvelope<ByteBuffer>
         let replies: NIOLockedValueBox<[String]>
@@ -45,6 +50,34 @@ func echoService(_ name: String, _ echo: any Channel) -> ServiceConfig {
     ServiceConfig(
         name: name, address: "127.0.0.1:0", network: "udp",
         backends: [backend("echo", port: echo.localAddress!.port!, network: "udp")])
+}
+
+/// A proxy on one UDP relay with one service in front of an echo backend.
+struct EchoProxy {
+    let proxy: ProxyHarness
+    let echo: any Channel
+    let service: ServiceConfig
+    /// The service's port.
+    let port: Int
+
+    static func start(
+        _ name: String, relay: UDPRelay, flowLimit: Int? = nil, configure: (inout ServiceConfig) -> Void = { _ in }
+    ) async throws -> EchoProxy {
+        let proxy = ProxyHarness(udpRelay: relay, udpFlowLimit: flowLimit)
+        let echo = try await TestUDPBackend.start(name: "echo", group: proxy.group)
+        var service = echoService(name, echo)
+        configure(&service)
+        try await proxy.apply(Config(services: [service]))
+        return EchoProxy(proxy: proxy, echo: echo, service: service, port: try proxy.port(of: name))
+    }
+
+    func client() async throws -> UDPClient { try await UDPClient(group: proxy.group) }
+
+    func close(_ clients: [UDPClient]) async throws {
+        for client in clients { try await client.channel.close() }
+        try await echo.close()
+        await proxy.shutdown()
+    }
 }
 
 /// What both UDP relays (epoll and NIO) must do alike, over real sockets.
@@ -68,9 +101,9 @@ struct UDPProxyTests {
         let first = try await UDPClient(group: proxy.group)
         let second = try await UDPClient(group: proxy.group)
         try await first.send("ping1", to: port)
-        #expect(await eventually { first.replies.withLockedValue { $0.count } == 1 })
+        #expect(await first.waitForReplies(1))
         try await second.send("ping2", to: port)
-        #expect(await eventually { second.replies.withLockedValue { $0.count } == 1 })
+        #expect(await second.waitForReplies(1))
         let firstBackend = try #require(first.replies.withLockedValue { $0.first }?.split(separator: ":").first)
         let secondBackend = try #require(second.replies.withLockedValue { $0.first }?.split(separator: ":").first)
         #expect(firstBackend != secondBackend, "round robin puts the second flow on the other backend")
@@ -95,38 +128,30 @@ struct UDPProxyTests {
         "datagrams up to the largest UDP payload go through whole, both ways",
         arguments: UDPRelay.allCases, [1, 2_048, 2_049, 9_000, 65_000])
     func largeDatagrams(relay: UDPRelay, size: Int) async throws {
-        let proxy = ProxyHarness(udpRelay: relay)
-        let echo = try await TestUDPBackend.start(name: "echo", group: proxy.group)
-        try await proxy.apply(Config(services: [echoService("big", echo)]))
-        let port = try proxy.port(of: "big")
-        let client = try await UDPClient(group: proxy.group)
+        let fixture = try await EchoProxy.start("big", relay: relay)
+        let port = fixture.port
+        let client = try await fixture.client()
         // Distinct bytes along the datagram, so that a cut or a shifted slice shows.
         let payload = String((0..<size).map { Character(UnicodeScalar(UInt8(97 + $0 % 26))) })
         // The first datagram waits while the flow's socket is set up; the second goes straight through.
         try await client.send(payload, to: port)
-        #expect(await eventually { client.replies.withLockedValue { $0.count } == 1 })
+        #expect(await client.waitForReplies(1))
         try await client.send(payload, to: port)
-        #expect(await eventually { client.replies.withLockedValue { $0.count } == 2 })
+        #expect(await client.waitForReplies(2))
         for reply in client.replies.withLockedValue({ $0 }) {
             #expect(reply.utf8.count == size + "echo:".utf8.count)
             #expect(reply == "echo:" + payload)
         }
-        try await client.channel.close()
-        try await echo.close()
-        await proxy.shutdown()
+        try await fixture.close([client])
     }
 
     @Test("a flow idle past client_timeout ends and is counted; the client's next datagram starts a new one", arguments: UDPRelay.allCases)
     func idleFlowsEnd(relay: UDPRelay) async throws {
-        let proxy = ProxyHarness(udpRelay: relay)
-        let echo = try await TestUDPBackend.start(name: "echo", group: proxy.group)
-        var service = echoService("idle", echo)
-        service.clientTimeout = 300
-        try await proxy.apply(Config(services: [service]))
-        let port = try proxy.port(of: "idle")
-        let client = try await UDPClient(group: proxy.group)
+        let fixture = try await EchoProxy.start("idle", relay: relay) { $0.clientTimeout = 300 }
+        let (proxy, port) = (fixture.proxy, fixture.port)
+        let client = try await fixture.client()
         try await client.send("12345", to: port)
-        #expect(await eventually { client.replies.withLockedValue { $0.count } == 1 })
+        #expect(await client.waitForReplies(1))
         #expect(proxy.stats("idle")?.connections == 1)
         #expect(await eventually { proxy.driver.read { $0.openConnections } == 0 })
         let stats = proxy.stats("idle")
@@ -134,47 +159,38 @@ struct UDPProxyTests {
         #expect(stats?.sent == 5)
         #expect(stats?.received == "echo:12345".utf8.count)
         try await client.send("again", to: port)
-        #expect(await eventually { client.replies.withLockedValue { $0.count } == 2 })
+        #expect(await client.waitForReplies(2))
         #expect(proxy.stats("idle")?.connections == 2)
-        try await client.channel.close()
-        try await echo.close()
-        await proxy.shutdown()
+        try await fixture.close([client])
     }
 
     @Test("a backend named by host name is resolved; datagrams sent meanwhile are held, not lost", arguments: UDPRelay.allCases)
     func backendByName(relay: UDPRelay) async throws {
-        let proxy = ProxyHarness(udpRelay: relay)
-        let echo = try await TestUDPBackend.start(name: "echo", group: proxy.group)
-        try await proxy.apply(
-            Config(services: [
-                ServiceConfig(
-                    name: "named", address: "127.0.0.1:0", network: "udp4",
-                    backends: [BackendConfig(name: "echo", address: "localhost:\(echo.localAddress!.port!)", network: "udp4")])
-            ]))
-        let port = try proxy.port(of: "named")
-        let client = try await UDPClient(group: proxy.group)
+        let fixture = try await EchoProxy.start("named", relay: relay) { service in
+            service.network = "udp4"
+            service.backends[0].network = "udp4"
+            service.backends[0].address = service.backends[0].address.replacingOccurrences(of: "127.0.0.1", with: "localhost")
+        }
+        #expect(fixture.service.backends[0].address.hasPrefix("localhost:"))
+        let port = fixture.port
+        let client = try await fixture.client()
         for i in 0..<3 { try await client.send("n\(i)", to: port) }
-        #expect(await eventually { client.replies.withLockedValue { $0.count } == 3 })
+        #expect(await client.waitForReplies(3))
         #expect(Set(client.replies.withLockedValue { $0 }) == ["echo:n0", "echo:n1", "echo:n2"])
-        try await client.channel.close()
-        try await echo.close()
-        await proxy.shutdown()
+        try await fixture.close([client])
     }
 
     @Test("removing a UDP service frees its port and ends its flows", arguments: UDPRelay.allCases)
     func removal(relay: UDPRelay) async throws {
-        let proxy = ProxyHarness(udpRelay: relay)
-        let echo = try await TestUDPBackend.start(name: "echo", group: proxy.group)
-        let service = echoService("gone", echo)
-        try await proxy.apply(Config(services: [service]))
-        let port = try proxy.port(of: "gone")
-        let client = try await UDPClient(group: proxy.group)
+        let fixture = try await EchoProxy.start("gone", relay: relay)
+        let (proxy, port) = (fixture.proxy, fixture.port)
+        let client = try await fixture.client()
         try await client.send("one", to: port)
-        #expect(await eventually { client.replies.withLockedValue { $0.count } == 1 })
+        #expect(await client.waitForReplies(1))
         try await proxy.apply(.removeService(name: "gone"))
         #expect(await eventually { proxy.driver.read { $0.openConnections } == 0 })
         // The port is free again: a service can take it at once.
-        var again = service
+        var again = fixture.service
         again.name = "back"
         again.address = "127.0.0.1:\(port)"
         try await rebinding {
@@ -182,20 +198,16 @@ struct UDPProxyTests {
             guard case .applied = reply else { throw HarnessError.notApplied(reply) }
         }
         try await client.send("two", to: port)
-        #expect(await eventually { client.replies.withLockedValue { $0.count } == 2 })
-        try await client.channel.close()
-        try await echo.close()
-        await proxy.shutdown()
+        #expect(await client.waitForReplies(2))
+        try await fixture.close([client])
     }
 
     @Test("many clients with datagrams in flight each get back exactly their own replies", arguments: UDPRelay.allCases)
     func manyClientsInFlight(relay: UDPRelay) async throws {
-        let proxy = ProxyHarness(udpRelay: relay)
-        let echo = try await TestUDPBackend.start(name: "echo", group: proxy.group)
-        try await proxy.apply(Config(services: [echoService("busy", echo)]))
-        let port = try proxy.port(of: "busy")
+        let fixture = try await EchoProxy.start("busy", relay: relay)
+        let (proxy, port) = (fixture.proxy, fixture.port)
         var clients: [UDPClient] = []
-        for _ in 0..<6 { clients.append(try await UDPClient(group: proxy.group)) }
+        for _ in 0..<6 { clients.append(try await fixture.client()) }
         // Bursts of 8 per client, all clients at once: the relay reads and
         // sends them in batches that mix flows.
         let bursts = 5
@@ -213,41 +225,35 @@ struct UDPProxyTests {
             #expect(replies.count == bursts * window)
         }
         #expect(proxy.stats("busy")?.connections == clients.count)
-        for client in clients { try await client.channel.close() }
-        try await echo.close()
-        await proxy.shutdown()
+        try await fixture.close(clients)
     }
 
     @Test("past the flow limit, a new client's flow ends the least recently active one", arguments: UDPRelay.allCases)
     func flowLimit(relay: UDPRelay) async throws {
-        let proxy = ProxyHarness(udpRelay: relay, udpFlowLimit: 3)
-        let echo = try await TestUDPBackend.start(name: "echo", group: proxy.group)
-        try await proxy.apply(Config(services: [echoService("full", echo)]))
-        let port = try proxy.port(of: "full")
+        let fixture = try await EchoProxy.start("full", relay: relay, flowLimit: 3)
+        let (proxy, port) = (fixture.proxy, fixture.port)
         var clients: [UDPClient] = []
-        for _ in 0..<4 { clients.append(try await UDPClient(group: proxy.group)) }
+        for _ in 0..<4 { clients.append(try await fixture.client()) }
         for (i, client) in clients.prefix(3).enumerated() {
             try await client.send("first \(i)", to: port)
-            #expect(await eventually { client.replies.withLockedValue { $0.count } == 1 })
+            #expect(await client.waitForReplies(1))
         }
         // Client 0 is active again: client 1 is now the least recently active.
         try await Task.sleep(for: .milliseconds(20))
         try await clients[0].send("again", to: port)
-        #expect(await eventually { clients[0].replies.withLockedValue { $0.count } == 2 })
+        #expect(await clients[0].waitForReplies(2))
         try await Task.sleep(for: .milliseconds(20))
         try await clients[3].send("fourth", to: port)
-        #expect(await eventually { clients[3].replies.withLockedValue { $0.count } == 1 })
+        #expect(await clients[3].waitForReplies(1))
         #expect(await eventually { proxy.driver.read { $0.openConnections } == 3 })
         #expect(proxy.stats("full")?.connections == 4)
         // Client 0 kept its flow; client 1 gets a new one.
         try await clients[0].send("kept", to: port)
-        #expect(await eventually { clients[0].replies.withLockedValue { $0.count } == 3 })
+        #expect(await clients[0].waitForReplies(3))
         #expect(proxy.stats("full")?.connections == 4)
         try await clients[1].send("back", to: port)
-        #expect(await eventually { clients[1].replies.withLockedValue { $0.count } == 2 })
+        #expect(await clients[1].waitForReplies(2))
         #expect(proxy.stats("full")?.connections == 5)
-        for client in clients { try await client.channel.close() }
-        try await echo.close()
-        await proxy.shutdown()
+        try await fixture.close(clients)
     }
 }

@@ -78,3 +78,21 @@ func backend(_ name: String, port: Int, weight: Int = 0, checkPort: Int? = nil, 
         name: name, address: "127.0.0.1:\(port)", network: network,
         checkAddress: checkPort.map { "127.0.0.1:\($0)" } ?? "", weight: weight)
 }
+
+/// A proxy whose TCP service `name` has one backend, a listener that
+/// connects hang on, and the given connect timeout. Close the listener.
+func proxyToHangingBackend(
+    _ name: String, relay: TCPRelay, connectTimeout: Int
+) async throws -> (ProxyHarness, HangingListener) {
+    let proxy = ProxyHarness(relay: relay)
+    let server = try RawSocket.hangingListener()
+    var service = tcpService(name, backends: [backend("a", port: server.port)])
+    service.connectTimeout = connectTimeout
+    do {
+        try await proxy.apply(Config(services: [service]))
+    } catch {
+        server.close()
+        throw error
+    }
+    return (proxy, server)
+}

@@ -75,10 +75,10 @@ enum RawSocket {
     /// A listener a connect to hangs on: its accept queue (backlog 0 holds
     /// one connection) is filled by `filler`, so further SYNs are dropped.
     /// Close both when done.
-    static func hangingListener() throws -> (fd: Int32, port: Int, filler: Int32) {
+    static func hangingListener() throws -> HangingListener {
         let server = try listen(backlog: 0)
         do {
-            return (server.fd, server.port, try connect(port: server.port))
+            return HangingListener(fd: server.fd, port: server.port, filler: try connect(port: server.port))
         } catch {
             close(server.fd)
             throw error
@@ -153,5 +153,23 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thr
             continuation.resume(with: Result { try body() })
         }
         thread.start()
+    }
+}
+
+/// A listening socket whose accept queue is full (see `RawSocket.hangingListener`).
+struct HangingListener: Sendable {
+    let fd: Int32
+    let port: Int
+    /// The connection that fills the queue.
+    let filler: Int32
+
+    func close() {
+        #if canImport(Glibc)
+        _ = Glibc.close(filler)
+        _ = Glibc.close(fd)
+        #else
+        _ = Darwin.close(filler)
+        _ = Darwin.close(fd)
+        #endif
     }
 }
