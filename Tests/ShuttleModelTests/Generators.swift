@@ -139,7 +139,8 @@ enum ConfigGen {
         case 0: return "10.\(d.int(0...255)).\(d.int(0...255)).\(d.int(1...254)):\(d.int(1...65535))"
         case 1: return "\(d.word(1...6, from: "abcdefghij")).internal:\(d.int(1...65535))"
         case 2: return "[fe80::\(String(d.int(1...0xffff), radix: 16))]:\(d.int(1...65535))"
-        default: return "127.0.0.1:\(d.int(1024...65535))"
+        // Not in the services' port range: a backend at its own service's address is a loop.
+        default: return "127.0.0.1:\(d.int(2000...65535))"
         }
     }
 
