@@ -18,11 +18,9 @@ import Darwin
 struct TCPRelayTests {
     @Test("a backend that half-closes: the client gets its last bytes and the end, and can still send", arguments: TCPRelay.allCases)
     func halfCloseFromBackend(relay: TCPRelay) async throws {
-        let proxy = ProxyHarness(relay: relay)
         let server = try RawSocket.listen()
         defer { close(server.fd) }
-        try await proxy.apply(Config(services: [tcpService("h", backends: [backend("a", port: server.port)])]))
-        let port = try proxy.port(of: "h")
+        let (proxy, port) = try await proxyWithService("h", relay: relay, backendPort: server.port)
         let backendSide = Task {
             try await onThread { () throws -> [UInt8] in
                 let fd = try RawSocket.accept(server.fd)
@@ -50,11 +48,9 @@ struct TCPRelayTests {
 
     @Test("a client that half-closes: the backend gets its bytes and the end, and can still answer", arguments: TCPRelay.allCases)
     func halfCloseFromClient(relay: TCPRelay) async throws {
-        let proxy = ProxyHarness(relay: relay)
         let server = try RawSocket.listen()
         defer { close(server.fd) }
-        try await proxy.apply(Config(services: [tcpService("h", backends: [backend("a", port: server.port)])]))
-        let port = try proxy.port(of: "h")
+        let (proxy, port) = try await proxyWithService("h", relay: relay, backendPort: server.port)
         let backendSide = Task {
             try await onThread { () throws -> [UInt8] in
                 let fd = try RawSocket.accept(server.fd)
@@ -79,11 +75,9 @@ struct TCPRelayTests {
 
     @Test("a client that sends and closes at once loses none of its bytes", arguments: TCPRelay.allCases)
     func dataThenImmediateClose(relay: TCPRelay) async throws {
-        let proxy = ProxyHarness(relay: relay)
         let server = try RawSocket.listen()
         defer { close(server.fd) }
-        try await proxy.apply(Config(services: [tcpService("d", backends: [backend("a", port: server.port)])]))
-        let port = try proxy.port(of: "d")
+        let (proxy, port) = try await proxyWithService("d", relay: relay, backendPort: server.port)
         let payload = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 % 251) }
         let rounds = 20
         let backendSide = Task {
@@ -112,11 +106,9 @@ struct TCPRelayTests {
 
     @Test("64 MiB to a client that first reads nothing, then slowly: all arrive, the proxy holds little", arguments: TCPRelay.allCases)
     func bulkToSlowReader(relay: TCPRelay) async throws {
-        let proxy = ProxyHarness(relay: relay)
         let server = try RawSocket.listen()
         defer { close(server.fd) }
-        try await proxy.apply(Config(services: [tcpService("bulk", backends: [backend("a", port: server.port)])]))
-        let port = try proxy.port(of: "bulk")
+        let (proxy, port) = try await proxyWithService("bulk", relay: relay, backendPort: server.port)
         let total = 64 * 1024 * 1024
         let written = NIOLockedValueBox(0)
         let backendSide = Task {
@@ -166,13 +158,9 @@ struct TCPRelayTests {
 
     @Test("a backend silent past server_timeout is closed, and so is its client", arguments: TCPRelay.allCases)
     func serverTimeout(relay: TCPRelay) async throws {
-        let proxy = ProxyHarness(relay: relay)
         let server = try RawSocket.listen()
         defer { close(server.fd) }
-        var service = tcpService("quiet", backends: [backend("a", port: server.port)])
-        service.serverTimeout = 300
-        try await proxy.apply(Config(services: [service]))
-        let port = try proxy.port(of: "quiet")
+        let (proxy, port) = try await proxyWithService("quiet", relay: relay, backendPort: server.port) { $0.serverTimeout = 300 }
         let backendSide = Task {
             try await onThread { () throws -> [UInt8] in
                 let fd = try RawSocket.accept(server.fd)

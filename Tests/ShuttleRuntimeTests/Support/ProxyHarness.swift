@@ -79,20 +79,31 @@ func backend(_ name: String, port: Int, weight: Int = 0, checkPort: Int? = nil, 
         checkAddress: checkPort.map { "127.0.0.1:\($0)" } ?? "", weight: weight)
 }
 
+/// A proxy on `relay` whose TCP service `name` has one backend, at
+/// `backendPort` of 127.0.0.1; and the port the service got.
+func proxyWithService(
+    _ name: String, relay: TCPRelay, backendPort: Int, configure: (inout ServiceConfig) -> Void = { _ in }
+) async throws -> (proxy: ProxyHarness, port: Int) {
+    let proxy = ProxyHarness(relay: relay)
+    var service = tcpService(name, backends: [backend("a", port: backendPort)])
+    configure(&service)
+    try await proxy.apply(Config(services: [service]))
+    return (proxy, try proxy.port(of: name))
+}
+
 /// A proxy whose TCP service `name` has one backend, a listener that
 /// connects hang on, and the given connect timeout. Close the listener.
 func proxyToHangingBackend(
     _ name: String, relay: TCPRelay, connectTimeout: Int
 ) async throws -> (ProxyHarness, HangingListener) {
-    let proxy = ProxyHarness(relay: relay)
     let server = try RawSocket.hangingListener()
-    var service = tcpService(name, backends: [backend("a", port: server.port)])
-    service.connectTimeout = connectTimeout
     do {
-        try await proxy.apply(Config(services: [service]))
+        let (proxy, _) = try await proxyWithService(name, relay: relay, backendPort: server.port) {
+            $0.connectTimeout = connectTimeout
+        }
+        return (proxy, server)
     } catch {
         server.close()
         throw error
     }
-    return (proxy, server)
 }
