@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import ShuttleModel
 
 /// A recorded run of the model: the seed and settings it was made with and

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import Logging
 import Metrics
 import NIOCore
@@ -136,7 +136,7 @@ struct Shuttle: AsyncParsableCommand {
             MetricsSystem.bootstrap(daemon.driver.metrics.factory)
             try await daemon.run()
         } catch let error as StartError {
-            FileHandle.standardError.write(Data("shuttle: \(error)\n".utf8))
+            writeToStandardError("shuttle: \(error)\n")
             throw ExitCode(error.exitCode)
         }
     }
@@ -147,7 +147,7 @@ struct Shuttle: AsyncParsableCommand {
             let config = try StartupConfig.load(options, logger: logger)
             print("valid: \(config.services.count) service(s)")
         } catch let error as StartError {
-            FileHandle.standardError.write(Data("shuttle: \(error)\n".utf8))
+            writeToStandardError("shuttle: \(error)\n")
             throw ExitCode(error.exitCode)
         }
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import ShuttleModel
+import ShuttleRuntime
 import ShuttleSim
 
 /// `shuttle sim`: the deterministic simulator of the proxy's model.
@@ -77,7 +78,7 @@ struct SimFuzz: ParsableCommand {
         }
         let rate = Double(totalEvents) / max(totalTime.seconds, 1e-9)
         print(
-            "\(range.count) seed(s), \(failed.count) failed, \(totalEvents) events in \(String(format: "%.2f", totalTime.seconds)) s, events/s=\(Int(rate))"
+            "\(range.count) seed(s), \(failed.count) failed, \(totalEvents) events in \(twoDecimals(totalTime.seconds)) s, events/s=\(Int(rate))"
         )
         if !failed.isEmpty { throw ExitCode(1) }
     }
@@ -99,7 +100,8 @@ struct SimFuzz: ParsableCommand {
         }
         let steps = report.scenario.steps
         for (i, step) in steps.enumerated().suffix(60) {
-            print(String(format: "%5d ", i + 1) + Fuzzer.describe(step))
+            let number = String(i + 1)
+            print(String(repeating: " ", count: max(0, 5 - number.count)) + number + " " + Fuzzer.describe(step))
         }
         if steps.count > 60 { print("  (the first \(steps.count - 60) steps are in the file)") }
         let path = out ?? "sim-failure-\(seed).jsonl"
@@ -130,7 +132,7 @@ struct SimReplay: ParsableCommand {
         do {
             scenario = try Scenario.load(path: file)
         } catch {
-            FileHandle.standardError.write(Data("shuttle: \(file): \(error)\n".utf8))
+            writeToStandardError("shuttle: \(file): \(error)\n")
             throw ExitCode(2)
         }
         let report = Replay.run(scenario, checkInvariants: !noInvariants)
@@ -154,4 +156,11 @@ extension Duration {
         let (s, attoseconds) = components
         return Double(s) + Double(attoseconds) / 1e18
     }
+}
+
+/// `value` with two decimals, as `%.2f`.
+func twoDecimals(_ value: Double) -> String {
+    let hundredths = Int((max(0, value) * 100).rounded())
+    let fraction = hundredths % 100
+    return "\(hundredths / 100)." + (fraction < 10 ? "0" : "") + String(fraction)
 }

@@ -37,6 +37,8 @@ int cshuttle_epoll_wait(int epfd, cshuttle_event *events, int max, int timeout_m
 
 /// A nonblocking, close-on-exec eventfd.
 int cshuttle_eventfd(void);
+/// Names the calling thread (at most 15 bytes show).
+void cshuttle_set_thread_name(const char *name);
 
 /// A nonblocking, close-on-exec pipe of about `size` bytes (the default
 /// size when the system refuses that one). fds[0] reads, fds[1] writes.

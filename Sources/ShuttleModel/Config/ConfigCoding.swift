@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The result of decoding a JSON document: the value when the document had
 /// the right shape, unknown keys as warnings, and every type error found.
@@ -51,13 +51,9 @@ public enum ConfigCoding {
         } catch let error as DecodingError {
             var problem = ConfigProblem(error)
             if case .dataCorrupted(let context) = error, context.codingPath.isEmpty {
-                // JSONDecoder does not say where; JSONSerialization does.
-                do {
-                    _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
-                } catch {
-                    if let where_ = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String {
-                        problem.reason = "malformed JSON: \(where_)"
-                    }
+                // JSONDecoder does not say where.
+                if let where_ = JSONSyntax.firstError(in: data) {
+                    problem.reason = "malformed JSON: \(where_)"
                 }
             }
             report.problems.append(problem)
@@ -106,9 +102,7 @@ extension ConfigProblem {
             self.init(path: renderPath(context.codingPath + [key]), reason: "is required")
         case .dataCorrupted(let context):
             if context.codingPath.isEmpty {
-                let underlying = context.underlyingError.map { error -> String in
-                    (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error)"
-                }
+                let underlying = context.underlyingError.map { "\($0)" }
                 self.init(path: "", reason: "malformed JSON: " + (underlying ?? context.debugDescription))
             } else {
                 self.init(path: renderPath(context.codingPath), reason: "invalid value: \(context.debugDescription)")

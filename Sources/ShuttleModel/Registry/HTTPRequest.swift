@@ -161,7 +161,7 @@ extension Registry {
             name = name[..<colon]
         }
         var path = Substring(uri)
-        if let scheme = path.range(of: "://") {  // absolute form: keep from the path on
+        if let scheme = path.firstRange(of: "://") {  // absolute form: keep from the path on
             let rest = path[scheme.upperBound...]
             path = rest.firstIndex(of: "/").map { rest[$0...] } ?? "/"
         }

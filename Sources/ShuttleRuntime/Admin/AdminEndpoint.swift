@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import NIOHTTP1
 
 /// What an admin API path names, with the methods it takes (COMPAT.md,
@@ -50,7 +50,7 @@ enum AdminEndpoint: Equatable, Sendable {
         var path = Substring(target)
         if let end = path.firstIndex(where: { $0 == "?" || $0 == "#" }) { path = path[..<end] }
         // The absolute form (`http://host/path`), as some proxies send it.
-        if let scheme = path.range(of: "://"), path[..<scheme.lowerBound].allSatisfy(\.isLetter) {
+        if let scheme = path.firstRange(of: "://"), path[..<scheme.lowerBound].allSatisfy(\.isLetter) {
             let rest = path[scheme.upperBound...]
             path = rest.firstIndex(of: "/").map { rest[$0...] } ?? "/"
         }
@@ -61,7 +61,7 @@ enum AdminEndpoint: Equatable, Sendable {
         var segments: [String] = []
         for raw in path.dropFirst().split(separator: "/", omittingEmptySubsequences: false) {
             guard !raw.isEmpty else { return .failure(.notFound(path: shown)) }
-            guard let segment = raw.removingPercentEncoding else { return .failure(.badEncoding(path: shown)) }
+            guard let segment = percentDecoded(raw) else { return .failure(.badEncoding(path: shown)) }
             segments.append(segment)
         }
 
@@ -88,6 +88,31 @@ enum AdminEndpoint: Equatable, Sendable {
             }
         default:
             return .failure(.notFound(path: shown))
+        }
+    }
+
+    /// `raw` with each `%XX` decoded; nil when a `%` lacks two hex digits or
+    /// the bytes are not UTF-8.
+    static func percentDecoded(_ raw: Substring) -> String? {
+        var bytes: [UInt8] = []
+        var rest = raw.utf8[...]
+        while let byte = rest.popFirst() {
+            guard byte == UInt8(ascii: "%") else {
+                bytes.append(byte)
+                continue
+            }
+            guard let high = rest.popFirst().flatMap(hexValue), let low = rest.popFirst().flatMap(hexValue) else { return nil }
+            bytes.append(high << 4 | low)
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
         }
     }
 }

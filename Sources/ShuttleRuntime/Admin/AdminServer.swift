@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -88,7 +88,7 @@ public struct AdminAccess: Sendable {
             throw AdminServerError.badToken(path, reason: "cannot be read")
         }
         let token = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).first.map {
-            $0.trimmingCharacters(in: .whitespaces)
+            String($0.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
         } ?? ""
         guard !token.isEmpty else { throw AdminServerError.badToken(path, reason: "is empty") }
         return token

@@ -1,7 +1,15 @@
 import Dispatch
-import Foundation
+import FoundationEssentials
 import NIOConcurrencyHelpers
 import ShuttleModel
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// The `-record FILE` recording: every event the model handles, with the
 /// driver's clock and the actions it answered, as JSON lines that
@@ -13,21 +21,18 @@ import ShuttleModel
 /// that order on a queue of their own, off the event loops.
 public final class RecordFile: Sendable {
     public let path: String
-    let handle: FileHandle
+    let fd: Int32
     let queue = DispatchQueue(label: "shuttle.record-file")
     let clock = NIOLockedValueBox<(@Sendable () -> Instant)?>(nil)
 
     /// Creates (or truncates) the file and writes its header.
     public init(path: String, seed: UInt64, settings: ProxySettings) throws {
         self.path = path
-        guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path)
-        else {
-            throw RecordFileError(path: path)
-        }
-        self.handle = handle
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw RecordFileError(path: path) }
         var header = (try? Self.encoder.encode(Header(seed: seed, settings: settings))) ?? Data()
         header.append(0x0a)
-        handle.write(header)
+        write(header)
     }
 
     /// Where the timestamps come from: the driver's clock.
@@ -41,15 +46,21 @@ public final class RecordFile: Sendable {
         queue.async {
             guard var line = try? Self.encoder.encode(Line(t: time, event: event, actions: actions)) else { return }
             line.append(0x0a)
-            self.handle.write(line)
+            self.write(line)
         }
     }
 
     /// Waits until every line recorded so far is written.
     public func flush() {
         queue.sync {}
-        try? handle.synchronize()
+        fsync(fd)
     }
+
+    private func write(_ data: Data) {
+        _ = data.withUnsafeBytes { FileWrites.writeAll(fd, $0) }
+    }
+
+    deinit { close(fd) }
 
     static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()

@@ -1,5 +1,5 @@
 import Dispatch
-import Foundation
+import FoundationEssentials
 import Logging
 import NIOConcurrencyHelpers
 import ShuttleModel
@@ -50,26 +50,17 @@ public final class StateFile: Sendable {
     /// Replaces `path` with `data` so that a reader or a crash sees either
     /// the old file or the new one, never a part.
     public static func writeAtomically(_ data: Data, to path: String) throws {
-        let directory = (path as NSString).deletingLastPathComponent
-        let temporary = (directory.isEmpty ? "." : directory) + "/.\((path as NSString).lastPathComponent).tmp-\(getpid())"
+        let directory = FileWrites.directory(of: path)
+        let temporary = (directory.isEmpty ? "." : directory) + "/.\(FileWrites.lastComponent(of: path)).tmp-\(getpid())"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw FileError(path: temporary, operation: "open", code: errno) }
         var ok = false
         defer {
             if !ok { unlink(temporary) }
         }
-        try data.withUnsafeBytes { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    let code = errno
-                    close(fd)
-                    throw FileError(path: temporary, operation: "write", code: code)
-                }
-                offset += n
-            }
+        if let code = data.withUnsafeBytes({ FileWrites.writeAll(fd, $0) }) {
+            close(fd)
+            throw FileError(path: temporary, operation: "write", code: code)
         }
         if fsync(fd) != 0 {
             let code = errno

@@ -1,5 +1,3 @@
-import Foundation
-
 /// The access log: one line per request in the original's logfmt
 /// (`id= method= client-ip= url= backend= status= duration= agent= err=`).
 /// Lines go through a `LogOutput`, so a slow standard error never stalls an
@@ -48,13 +46,12 @@ public final class AccessLog: Sendable {
 
     /// The entry as one JSON object, with the logfmt line's keys.
     static func json(_ e: Entry) -> String {
-        let object: [String: Any] = [
-            "time": ShuttleLogHandler.timestamp(), "id": e.id, "method": e.method, "client-ip": e.clientIP,
-            "url": e.url, "backend": e.backend, "status": e.status, "duration": e.duration, "agent": e.agent,
-            "err": e.error,
-        ]
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
+        JSONLine.object([
+            ("time", .string(ShuttleLogHandler.timestamp())), ("id", .string(e.id)), ("method", .string(e.method)),
+            ("client-ip", .string(e.clientIP)), ("url", .string(e.url)), ("backend", .string(e.backend)),
+            ("status", .number(String(e.status))), ("duration", .number(seconds(e.duration))),
+            ("agent", .string(e.agent)), ("err", .string(e.error)),
+        ])
     }
 
     /// logfmt quoting: bare when safe (an empty value too: `err=`), else in

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -59,8 +59,8 @@ public final class CertificateStore: Sendable {
         let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         for file in files.sorted() where file.hasSuffix(".pem") {
             let name = String(file.dropLast(4))
-            let pem = (directory as NSString).appendingPathComponent(file)
-            let keyFile = (directory as NSString).appendingPathComponent(name + ".key")
+            let pem = FileWrites.join(directory, file)
+            let keyFile = FileWrites.join(directory, name + ".key")
             guard FileManager.default.fileExists(atPath: keyFile) else { continue }
             do {
                 let chain = try NIOSSLCertificate.fromPEMFile(pem)

@@ -1,7 +1,14 @@
 import Dispatch
-import Foundation
 import Logging
 import NIOConcurrencyHelpers
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// How log lines look: the original's text (and logfmt access lines), or
 /// one JSON object per line.
@@ -18,7 +25,7 @@ public enum LogFormat: String, Sendable, CaseIterable {
 /// a fifth of its CPU time.) Past a backlog, lines are dropped and the drop
 /// is reported once it clears.
 public final class LogOutput: Sendable {
-    public static let standardError = LogOutput { FileHandle.standardError.write(Data($0.utf8)) }
+    public static let standardError = LogOutput { FileWrites.writeToStandardError($0) }
 
     let queue = DispatchQueue(label: "shuttle.log-output")
     let state = NIOLockedValueBox(Pending())
@@ -128,7 +135,7 @@ public struct ShuttleLogHandler: LogHandler {
             object["label"] = label
             object["source"] = event.source
             object["message"] = "\(event.message)"
-            output.write(Self.json(object) + "\n")
+            output.write(JSONLine.object(object.map { ($0.key, .string($0.value)) }) + "\n")
         }
     }
 
@@ -176,11 +183,5 @@ public struct ShuttleLogHandler: LogHandler {
         digits(Int(millisecond), 3)
         bytes.append(UInt8(ascii: "Z"))
         return String(decoding: bytes, as: UTF8.self)
-    }
-
-    /// A flat JSON object of strings, keys sorted.
-    static func json(_ object: [String: String]) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
     }
 }

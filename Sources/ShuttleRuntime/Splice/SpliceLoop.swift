@@ -1,7 +1,7 @@
 #if os(Linux)
 import CShuttleSplice
 import CoreMetrics
-import Foundation
+import Dispatch
 import Glibc
 import NIOConcurrencyHelpers
 import ShuttleModel
@@ -49,7 +49,6 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
     private var paused: [(listener: SpliceListener, until: UInt64)] = []
     private var running = true
     private var nextTick: UInt64 = 0
-    private var thread: Thread?
 
     /// How often timeouts and byte reports are looked at.
     static let tickInterval: UInt64 = 100_000_000
@@ -70,11 +69,29 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
         _ = cshuttle_epoll_add(epoll, wake, UInt32(CSHUTTLE_EPOLLIN) | CSHUTTLE_EPOLLET, 0)
     }
 
+    /// Runs the loop on a thread of its own, named `name` (the first 15
+    /// bytes show in ps and perf). The thread holds the loop until `run`
+    /// returns.
     func start(name: String) {
-        let thread = Thread { [self] in run() }
-        thread.name = name
-        self.thread = thread
-        thread.start()
+        let context = Unmanaged.passRetained(StartContext(loop: self, name: name)).toOpaque()
+        var thread = pthread_t()
+        let result = pthread_create(&thread, nil, { raw in
+            let context = Unmanaged<StartContext>.fromOpaque(raw!).takeRetainedValue()
+            cshuttle_set_thread_name(context.name)
+            context.loop.run()
+            return nil
+        }, context)
+        precondition(result == 0, describeErrno("pthread_create", result))
+        pthread_detach(thread)
+    }
+
+    private final class StartContext {
+        let loop: SpliceLoop
+        let name: String
+        init(loop: SpliceLoop, name: String) {
+            self.loop = loop
+            self.name = name
+        }
     }
 
     /// Runs `task` on the loop's thread, after the events of the current batch.
