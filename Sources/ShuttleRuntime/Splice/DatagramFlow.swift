@@ -123,7 +123,7 @@ final class DatagramFlow: SpliceSource, PlacedClient, @unchecked Sendable {  // 
         }
         backend = fd
         state = .connected
-        driver.send(.backendConnected(id))
+        loop.report(.backendConnected(id), to: driver)
         let held = queued
         queued.removeAll()
         for datagram in held {
@@ -215,11 +215,11 @@ final class DatagramFlow: SpliceSource, PlacedClient, @unchecked Sendable {  // 
 
     private func report(closed: Bool) {
         if sent > 0 || received > 0 {
-            driver.send(.bytesTransferred(id, sent: sent, received: received))
+            loop.report(.bytesTransferred(id, sent: sent, received: received), to: driver)
             sent = 0
             received = 0
         }
-        if closed { driver.send(.connectionClosed(id)) }
+        if closed { loop.report(.connectionClosed(id), to: driver) }
     }
 }
 #endif

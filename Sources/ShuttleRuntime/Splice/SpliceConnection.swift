@@ -139,7 +139,7 @@ final class SpliceConnection: SpliceSource, PlacedClient, @unchecked Sendable { 
         state = .relaying
         let now = loop.now
         loop.recordConnect(target, nanoseconds: Int64(cshuttle_now() - connectStarted), metrics: driver.metrics)
-        driver.send(.backendConnected(id))
+        loop.report(.backendConnected(id), to: driver)
         if clientGone {
             finish()
             return
@@ -299,7 +299,7 @@ final class SpliceConnection: SpliceSource, PlacedClient, @unchecked Sendable { 
         let received = down.bytes - reported.received
         guard sent > 0 || received > 0 else { return }
         reported = (up.bytes, down.bytes)
-        driver.send(.bytesTransferred(id, sent: sent, received: received))
+        loop.report(.bytesTransferred(id, sent: sent, received: received), to: driver)
     }
 
     // MARK: The end
@@ -317,7 +317,7 @@ final class SpliceConnection: SpliceSource, PlacedClient, @unchecked Sendable { 
         backend = -1
         loop.remove(self)
         if wasRelaying { reportBytes() }
-        driver.send(.connectionClosed(id))
+        loop.report(.connectionClosed(id), to: driver)
     }
 
     /// The relay is stopping.
