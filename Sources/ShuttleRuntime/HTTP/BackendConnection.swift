@@ -54,6 +54,14 @@ final class BackendConnection: ChannelDuplexHandler, RemovableChannelHandler, @u
         let connection = BackendConnection(backend: target.id, address: target.address)
         var bootstrap = ClientBootstrap(group: loop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            // NIO keeps one read buffer per read of an event (up to 64 KiB
+            // each, while the answer's earlier parts are still on their way
+            // out) and keeps them while the connection waits in the pool:
+            // with NIO's four reads that was up to 256 KiB per idle
+            // connection, 14 MiB held after a run of 64 KiB answers. One
+            // read per event keeps one buffer, at the same CPU per request
+            // (16 KiB reads instead cost 14% of the 64 KiB answers' rate).
+            .channelOption(.maxMessagesPerRead, value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     // 100 Continue and other interim answers are passed on;
