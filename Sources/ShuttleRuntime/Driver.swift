@@ -48,6 +48,8 @@ public final class Driver: Sendable {
 
     /// Metrics for `/_metrics`.
     public let metrics = ShuttleMetrics()
+    /// When each kind of repeated warning was last logged (see `shouldLog`).
+    private let warningLimiters = NIOLockedValueBox<[String: WarningLimiter]>([:])
     /// Where the daemon is in its life, for `/_health`.
     public let phase = NIOLockedValueBox(Phase.starting)
 
@@ -128,6 +130,30 @@ public final class Driver: Sendable {
             recorder(.clientConnected(connection, listener: listener, key: key), [placement.action(for: connection)])
         }
         return placement
+    }
+
+    /// Whether to log a warning of kind `key` now (at most once a second
+    /// per key), and how many were held back since the last one. A backend
+    /// that is down, or a service with none up, would otherwise log a line
+    /// for every client that tried it: thousands a second under load.
+    func shouldLog(_ key: String) -> (say: Bool, heldBack: Int) {
+        let now = UInt64(NIODeadline.now().uptimeNanoseconds)
+        return warningLimiters.withLockedValue { limiters in
+            if limiters.count >= 4096 && limiters[key] == nil { limiters.removeAll() }
+            return limiters[key, default: WarningLimiter()].shouldSay(now: now)
+        }
+    }
+
+    /// Logs that a connection to `target` could not be made (see `shouldLog`).
+    func logConnectFailure(to target: BackendTarget, reason: String, message: Logger.Message = "backend connect failed") {
+        let (say, heldBack) = shouldLog("connect \(target.id)")
+        guard say else { return }
+        logger.info(
+            message,
+            metadata: [
+                "service": "\(target.service)", "backend": "\(target.name)", "address": "\(target.address)",
+                "error": "\(reason)", "held_back": "\(heldBack)",
+            ])
     }
 
     /// Reads the model's state.
@@ -295,5 +321,15 @@ public final class Driver: Sendable {
             return "connect timed out after \(timeout.nanoseconds / 1_000_000) ms"
         }
         return "\(error)"
+    }
+}
+
+extension CloseReason {
+    /// Which `Driver.shouldLog` limit a client closed for this reason counts against.
+    var warningKey: String {
+        switch self {
+        case .noService: "no service"
+        case .noBackend(let service), .allBackendsFailed(let service, _): "no backend \(service)"
+        }
     }
 }

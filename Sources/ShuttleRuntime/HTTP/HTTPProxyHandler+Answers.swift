@@ -16,17 +16,26 @@ extension HTTPProxyHandler {
         switch answer {
         case .allBackendsFailed(let service, let lastError):
             exchange.error = lastError
-            driver.logger.warning(
-                "request failed",
-                metadata: [
-                    "request_id": "\(exchange.requestID)", "service": "\(service)", "status": "502",
-                    "reason": "no backend connected: \(lastError)",
-                ])
+            let (say, heldBack) = driver.shouldLog("request failed \(service) 502")
+            if say {
+                driver.logger.warning(
+                    "request failed",
+                    metadata: [
+                        "request_id": "\(exchange.requestID)", "service": "\(service)", "status": "502",
+                        "reason": "no backend connected: \(lastError)", "held_back": "\(heldBack)",
+                    ])
+            }
         case .noBackend(let service):
             exchange.error = "no backend up"
-            driver.logger.warning(
-                "request failed",
-                metadata: ["request_id": "\(exchange.requestID)", "service": "\(service)", "status": "503", "reason": "no backend up"])
+            let (say, heldBack) = driver.shouldLog("request failed \(service) 503")
+            if say {
+                driver.logger.warning(
+                    "request failed",
+                    metadata: [
+                        "request_id": "\(exchange.requestID)", "service": "\(service)", "status": "503",
+                        "reason": "no backend up", "held_back": "\(heldBack)",
+                    ])
+            }
         case .badRequest(let reason):
             exchange.error = reason
         case .unknownHost, .redirect, .maintenance:
@@ -47,12 +56,17 @@ extension HTTPProxyHandler {
         exchange.error = reason
         releaseBackend(of: exchange, reusable: false)
         exchange.answeredLocally = true
-        driver.logger.warning(
-            "request failed",
-            metadata: [
-                "request_id": "\(exchange.requestID)", "service": "\(exchange.target?.service ?? "")",
-                "backend": "\(exchange.target?.name ?? "")", "status": "\(status.code)", "reason": "\(reason)",
-            ])
+        let service = exchange.target?.service ?? ""
+        let (say, heldBack) = driver.shouldLog("request failed \(service) \(status.code)")
+        if say {
+            driver.logger.warning(
+                "request failed",
+                metadata: [
+                    "request_id": "\(exchange.requestID)", "service": "\(service)",
+                    "backend": "\(exchange.target?.name ?? "")", "status": "\(status.code)", "reason": "\(reason)",
+                    "held_back": "\(heldBack)",
+                ])
+        }
         exchange.status = Int(status.code)
         report(exchange, outcome: .failed(status: Int(status.code), reason: reason))
         respond(

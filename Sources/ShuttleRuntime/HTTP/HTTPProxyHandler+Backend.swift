@@ -36,9 +36,7 @@ extension HTTPProxyHandler: BackendConnectionDelegate {
             case .failure(let error):
                 let reason = Driver.describe(error)
                 exchange.error = reason
-                self.driver.logger.info(
-                    "backend connect failed",
-                    metadata: ["service": "\(target.service)", "backend": "\(target.name)", "error": "\(reason)"])
+                self.driver.logConnectFailure(to: target, reason: reason)
                 if exchange.retried {
                     self.failExchange(exchange, status: .badGateway, reason: "retry on a new connection failed: \(reason)")
                 } else {

@@ -91,34 +91,34 @@ final class DatagramFlow: SpliceSource, PlacedClient, @unchecked Sendable {  // 
             // The flow ended, or a later attempt began, meanwhile.
             guard state == .resolving, attempt == asked else { return }
             switch result {
-            case .success(let resolved): open(resolved)
-            case .failure(let error): connectFailed(error.description)
+            case .success(let resolved): open(resolved, for: target)
+            case .failure(let error): connectFailed(target, error.description)
             }
         }
         switch location {
-        case .known(let address): open(address)
+        case .known(let address): open(address, for: target)
         case .resolving: state = .resolving
-        case .unusable(let reason): connectFailed(reason)
+        case .unusable(let reason): connectFailed(target, reason)
         }
     }
 
     /// A UDP connect only sets the socket's peer: it succeeds or fails at once.
-    private func open(_ address: SpliceAddress) {
+    private func open(_ address: SpliceAddress, for target: BackendTarget) {
         let fd = cshuttle_udp_socket(address.family)
         guard fd >= 0 else {
-            connectFailed(describeErrno("socket", errno))
+            connectFailed(target, describeErrno("socket", errno))
             return
         }
         guard address.withSockaddr({ Glibc.connect(fd, $0, $1) }) == 0 else {
             let failure = errno
             Glibc.close(fd)
-            connectFailed(describeErrno("connect", failure))
+            connectFailed(target, describeErrno("connect", failure))
             return
         }
         guard loop.register(fd, events: UInt32(CSHUTTLE_EPOLLIN), source: self, tag: Self.tag) else {
             let failure = errno
             Glibc.close(fd)
-            connectFailed(describeErrno("epoll_ctl", failure))
+            connectFailed(target, describeErrno("epoll_ctl", failure))
             return
         }
         backend = fd
@@ -133,9 +133,9 @@ final class DatagramFlow: SpliceSource, PlacedClient, @unchecked Sendable {  // 
         }
     }
 
-    private func connectFailed(_ reason: String) {
+    private func connectFailed(_ target: BackendTarget, _ reason: String) {
         state = .placing
-        driver.logger.info("UDP backend socket failed", metadata: ["client": "\(client.description)", "error": "\(reason)"])
+        driver.logConnectFailure(to: target, reason: reason, message: "UDP backend socket failed")
         carryOut(driver.send(.backendConnectFailed(id, reason: reason)))
     }
 

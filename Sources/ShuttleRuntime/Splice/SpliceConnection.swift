@@ -80,9 +80,12 @@ final class SpliceConnection: SpliceSource, PlacedClient, @unchecked Sendable { 
     // MARK: Placing and connecting
 
     func closeWithoutBackend(_ reason: CloseReason) {
-        driver.logger.warning(
-            "client closed without a backend",
-            metadata: ["client": "\(SpliceAddress.peer(of: client)?.description ?? "?")", "reason": "\(reason)"])
+        let (say, heldBack) = driver.shouldLog(reason.warningKey)
+        if say {
+            driver.logger.warning(
+                "client closed without a backend",
+                metadata: ["client": "\(SpliceAddress.peer(of: client)?.description ?? "?")", "reason": "\(reason)", "held_back": "\(heldBack)"])
+        }
         finish()
     }
 
@@ -162,14 +165,7 @@ final class SpliceConnection: SpliceSource, PlacedClient, @unchecked Sendable { 
             backend = -1
         }
         state = .placing
-        if let target {
-            driver.logger.info(
-                "backend connect failed",
-                metadata: [
-                    "service": "\(target.service)", "backend": "\(target.name)",
-                    "address": "\(target.address)", "error": "\(reason)",
-                ])
-        }
+        if let target { driver.logConnectFailure(to: target, reason: reason) }
         let actions = driver.send(.backendConnectFailed(id, reason: reason))
         if clientGone {
             finish()

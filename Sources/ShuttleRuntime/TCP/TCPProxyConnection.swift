@@ -47,9 +47,12 @@ final class TCPProxyConnection: PlacedClient, @unchecked Sendable {  // confined
     }
 
     func closeWithoutBackend(_ reason: CloseReason) {
-        driver.logger.warning(
-            "client closed without a backend",
-            metadata: ["client": "\(client.remoteAddress.map(Driver.describe) ?? "?")", "reason": "\(reason)"])
+        let (say, heldBack) = driver.shouldLog(reason.warningKey)
+        if say {
+            driver.logger.warning(
+                "client closed without a backend",
+                metadata: ["client": "\(client.remoteAddress.map(Driver.describe) ?? "?")", "reason": "\(reason)", "held_back": "\(heldBack)"])
+        }
         client.close(promise: nil)
     }
 
@@ -92,13 +95,9 @@ final class TCPProxyConnection: PlacedClient, @unchecked Sendable {  // confined
                     self.glue(channel, backendSide, target)
                 }
             case .failure(let error):
-                self.driver.logger.info(
-                    "backend connect failed",
-                    metadata: [
-                        "service": "\(target.service)", "backend": "\(target.name)",
-                        "address": "\(target.address)", "error": "\(error)",
-                    ])
-                let actions = self.driver.send(.backendConnectFailed(self.id, reason: Driver.describe(error)))
+                let reason = Driver.describe(error)
+                self.driver.logConnectFailure(to: target, reason: reason)
+                let actions = self.driver.send(.backendConnectFailed(self.id, reason: reason))
                 if self.clientClosed {
                     self.finish()
                 } else {

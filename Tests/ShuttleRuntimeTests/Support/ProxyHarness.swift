@@ -15,10 +15,10 @@ final class ProxyHarness: Sendable {
 
     init(
         settings: ProxySettings = ProxySettings(), relay: TCPRelay = .platformDefault, udpRelay: UDPRelay = .platformDefault,
-        udpFlowLimit: Int? = nil
+        udpFlowLimit: Int? = nil, logger: Logger = testLogger()
     ) {
         driver = Driver(
-            group: group, control: group.next(), logger: testLogger(), stateFile: nil, settings: settings,
+            group: group, control: group.next(), logger: logger, stateFile: nil, settings: settings,
             tcpRelay: relay, udpRelay: udpRelay, relayThreads: 2, udpFlowLimit: udpFlowLimit)
     }
 
