@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -15,17 +16,77 @@ public final class HTTPFrontend: Sendable {
     /// lookups need no lock.
     let loops: [ObjectIdentifier: LoopState]
 
-    /// One event loop's backend pool and request-id generator.
+    /// One event loop's backend pool, request-id generator, and the model
+    /// events and request times it tells once per turn of the loop.
     final class LoopState: @unchecked Sendable {  // used on its own event loop only
+        let loop: any EventLoop
         let pool: BackendPool
         /// Request ids need to be unlikely to repeat, not secret: a generator
         /// seeded once costs no system call per request.
         var requestIDs: SeededGenerator
+        /// Events whose actions the HTTP path does not use (a backend
+        /// connected, bytes moved, a request finished), and request times,
+        /// handed over when the loop's turn ends. Told one by one they took
+        /// the model's lock three times per request, and the metrics' locks
+        /// twice, with the other loops doing the same: 0.4 futex calls per
+        /// request.
+        private var reports: [Event] = []
+        private var requestTimes: [(service: String, nanoseconds: Int64)] = []
+        /// Each service's request timer, looked up once.
+        private var requestTimers: [String: CoreMetrics.Timer] = [:]
 
         init(loop: any EventLoop) {
+            self.loop = loop
             pool = BackendPool(loop: loop)
             var system = SystemRandomNumberGenerator()
             requestIDs = SeededGenerator(seed: system.next())
+        }
+
+        func report(_ event: Event, driver: Driver) {
+            if reports.isEmpty && requestTimes.isEmpty { sendWhenTurnEnds(driver) }
+            reports.append(event)
+        }
+
+        func recordRequest(service: String, nanoseconds: Int64, driver: Driver) {
+            if reports.isEmpty && requestTimes.isEmpty { sendWhenTurnEnds(driver) }
+            requestTimes.append((service, nanoseconds))
+        }
+
+        /// NIO runs tasks after the I/O of its turn: everything reported
+        /// meanwhile goes in one taking of each lock.
+        private func sendWhenTurnEnds(_ driver: Driver) {
+            loop.execute { [self] in
+                if !reports.isEmpty {
+                    driver.report(reports)
+                    reports.removeAll(keepingCapacity: true)
+                }
+                for (service, nanoseconds) in requestTimes {
+                    if requestTimers.count >= 4096 && requestTimers[service] == nil { requestTimers.removeAll() }
+                    let timer = requestTimers[service] ?? driver.metrics.requestTimer(service: service)
+                    requestTimers[service] = timer
+                    timer.recordNanoseconds(nanoseconds)
+                }
+                requestTimes.removeAll(keepingCapacity: true)
+            }
+        }
+    }
+
+    /// Tells the model `event` when the turn of `loop` ends (at once on a
+    /// loop that is not the data plane's, as in tests).
+    func report(_ event: Event, on loop: any EventLoop) {
+        if let state = loops[ObjectIdentifier(loop)] {
+            state.report(event, driver: driver)
+        } else {
+            driver.send(event)
+        }
+    }
+
+    /// Records how long a request of `service` took, when the turn of `loop` ends.
+    func recordRequest(service: String, nanoseconds: Int64, on loop: any EventLoop) {
+        if let state = loops[ObjectIdentifier(loop)] {
+            state.recordRequest(service: service, nanoseconds: nanoseconds, driver: driver)
+        } else {
+            driver.metrics.recordRequest(service: service, nanoseconds: nanoseconds)
         }
     }
 

@@ -162,19 +162,34 @@ extension HTTPProxyHandler {
         if exchange.keepAlive && !closing { armIdleTimer() }
     }
 
+    /// Tells the model an event whose actions are not needed, when the
+    /// loop's turn ends (see `HTTPFrontend.LoopState`).
+    func tellModel(_ event: Event) {
+        if let loop {
+            frontend.report(event, on: loop)
+        } else {
+            driver.send(event)
+        }
+    }
+
     /// Tells the model how a placed request ended and writes the access log
     /// line, once per exchange.
     func report(_ exchange: HTTPExchange, outcome: RequestOutcome) {
         guard !exchange.reported else { return }
         exchange.reported = true
         if exchange.bytesSent > 0 || exchange.bytesReceived > 0 {
-            driver.send(.bytesTransferred(exchange.id, sent: exchange.bytesSent, received: exchange.bytesReceived))
+            tellModel(.bytesTransferred(exchange.id, sent: exchange.bytesSent, received: exchange.bytesReceived))
             exchange.bytesSent = 0
             exchange.bytesReceived = 0
         }
-        driver.send(.requestFinished(exchange.id, outcome))
+        tellModel(.requestFinished(exchange.id, outcome))
         if let service = exchange.target?.service {
-            driver.metrics.recordRequest(service: service, nanoseconds: (NIODeadline.now() - exchange.started).nanoseconds)
+            let nanoseconds = (NIODeadline.now() - exchange.started).nanoseconds
+            if let loop {
+                frontend.recordRequest(service: service, nanoseconds: nanoseconds, on: loop)
+            } else {
+                driver.metrics.recordRequest(service: service, nanoseconds: nanoseconds)
+            }
         }
         log(exchange, status: exchange.status, backend: exchange.target?.address ?? "")
     }

@@ -64,6 +64,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, @un
     /// the rest of the request, so that they go out together.
     var deliveringHead = false
 
+    /// The connection's event loop, kept after the handler is removed.
+    var loop: (any EventLoop)?
+
     init(frontend: HTTPFrontend, isTLS: Bool) {
         self.frontend = frontend
         self.isTLS = isTLS
@@ -73,6 +76,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, @un
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        loop = context.eventLoop
         clientIP = context.channel.remoteAddress?.ipAddress
         if context.channel.isActive { armIdleTimer() }
     }

@@ -51,8 +51,12 @@ public final class ShuttleMetrics: Sendable {
 
     /// How long an HTTP request took, from its head to the end of its answer.
     public func recordRequest(service: String, nanoseconds: Int64) {
+        requestTimer(service: service).recordNanoseconds(nanoseconds)
+    }
+
+    /// The timer `recordRequest` records into, for a caller that keeps it.
+    func requestTimer(service: String) -> CoreMetrics.Timer {
         timer(TimerKey(name: "shuttle_http_request_duration_seconds", service: service, backend: nil))
-            .recordNanoseconds(nanoseconds)
     }
 
     /// Timers are made once per name and labels and kept: making one looks
