@@ -204,7 +204,9 @@ struct UDPProxyTests {
 
     @Test("many clients with datagrams in flight each get back exactly their own replies", arguments: UDPRelay.allCases)
     func manyClientsInFlight(relay: UDPRelay) async throws {
-        let fixture = try await EchoProxy.start("busy", relay: relay)
+        // Flows must not idle out (30 s by default) on a slow machine: each
+        // client keeps the one flow the count below expects.
+        let fixture = try await EchoProxy.start("busy", relay: relay) { $0.clientTimeout = 600_000 }
         let (proxy, port) = (fixture.proxy, fixture.port)
         var clients: [UDPClient] = []
         for _ in 0..<6 { clients.append(try await fixture.client()) }

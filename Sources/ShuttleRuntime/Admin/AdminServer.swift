@@ -88,7 +88,7 @@ public struct AdminAccess: Sendable {
             throw AdminServerError.badToken(path, reason: "cannot be read")
         }
         let token = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).first.map {
-            String($0.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
+            String($0.trimmingSpaces())
         } ?? ""
         guard !token.isEmpty else { throw AdminServerError.badToken(path, reason: "is empty") }
         return token

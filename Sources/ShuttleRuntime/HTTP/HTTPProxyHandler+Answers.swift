@@ -16,26 +16,10 @@ extension HTTPProxyHandler {
         switch answer {
         case .allBackendsFailed(let service, let lastError):
             exchange.error = lastError
-            let (say, heldBack) = driver.shouldLog("request failed \(service) 502")
-            if say {
-                driver.logger.warning(
-                    "request failed",
-                    metadata: [
-                        "request_id": "\(exchange.requestID)", "service": "\(service)", "status": "502",
-                        "reason": "no backend connected: \(lastError)", "held_back": "\(heldBack)",
-                    ])
-            }
+            warnRequestFailed(exchange, service: service, status: 502, reason: "no backend connected: \(lastError)")
         case .noBackend(let service):
             exchange.error = "no backend up"
-            let (say, heldBack) = driver.shouldLog("request failed \(service) 503")
-            if say {
-                driver.logger.warning(
-                    "request failed",
-                    metadata: [
-                        "request_id": "\(exchange.requestID)", "service": "\(service)", "status": "503",
-                        "reason": "no backend up", "held_back": "\(heldBack)",
-                    ])
-            }
+            warnRequestFailed(exchange, service: service, status: 503, reason: "no backend up")
         case .badRequest(let reason):
             exchange.error = reason
         case .unknownHost, .redirect, .maintenance:
@@ -49,6 +33,19 @@ extension HTTPProxyHandler {
             defaultBody: Self.defaultBody(answer), headers: headers, exchange: exchange)
     }
 
+    /// "request failed", at most once a second per service and status
+    /// (`Driver.shouldLog`); the access log has a line for every request.
+    func warnRequestFailed(_ exchange: HTTPExchange, service: String, status: Int, reason: String) {
+        let (say, heldBack) = driver.shouldLog("request failed \(service) \(status)")
+        guard say else { return }
+        var metadata: Logger.Metadata = [
+            "request_id": "\(exchange.requestID)", "service": "\(service)", "status": "\(status)", "reason": "\(reason)",
+            "held_back": "\(heldBack)",
+        ]
+        if let backend = exchange.target?.name { metadata["backend"] = "\(backend)" }
+        driver.logger.warning("request failed", metadata: metadata)
+    }
+
     /// Our own 502 or 504 after a backend was chosen: reported as a failure
     /// of that backend, logged with the reason.
     func failExchange(_ exchange: HTTPExchange, status: HTTPResponseStatus, reason: String) {
@@ -56,17 +53,7 @@ extension HTTPProxyHandler {
         exchange.error = reason
         releaseBackend(of: exchange, reusable: false)
         exchange.answeredLocally = true
-        let service = exchange.target?.service ?? ""
-        let (say, heldBack) = driver.shouldLog("request failed \(service) \(status.code)")
-        if say {
-            driver.logger.warning(
-                "request failed",
-                metadata: [
-                    "request_id": "\(exchange.requestID)", "service": "\(service)",
-                    "backend": "\(exchange.target?.name ?? "")", "status": "\(status.code)", "reason": "\(reason)",
-                    "held_back": "\(heldBack)",
-                ])
-        }
+        warnRequestFailed(exchange, service: exchange.target?.service ?? "", status: Int(status.code), reason: reason)
         exchange.status = Int(status.code)
         report(exchange, outcome: .failed(status: Int(status.code), reason: reason))
         respond(

@@ -230,6 +230,7 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
         guard let driver = reportsTo, !reports.isEmpty else { return }
         driver.report(reports)
         reports.removeAll(keepingCapacity: true)
+        reportsTo = nil  // the driver owns the loop: no lasting cycle
     }
 
     func pumpAgain(_ connection: SpliceConnection) {
