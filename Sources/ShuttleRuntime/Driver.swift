@@ -156,6 +156,16 @@ public final class Driver: Sendable {
             ])
     }
 
+    /// Logs that `client` was closed because the model found no backend
+    /// for it (see `shouldLog`: once a second per service).
+    func logClosedWithoutBackend(client: @autoclosure () -> String, reason: CloseReason) {
+        let (say, heldBack) = shouldLog(reason.warningKey)
+        guard say else { return }
+        logger.warning(
+            "client closed without a backend",
+            metadata: ["client": "\(client())", "reason": "\(reason)", "held_back": "\(heldBack)"])
+    }
+
     /// Reads the model's state.
     public func read<T>(_ body: (Registry) -> T) -> T {
         registry.withLockedValue { body($0) }

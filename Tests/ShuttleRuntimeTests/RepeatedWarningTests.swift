@@ -21,8 +21,12 @@ func collectingLogger(_ lines: NIOLockedValueBox<[String]>) -> (Logger, LogOutpu
 struct RepeatedWarningTests {
     @Test func oneWarningPerKeyASecond() async {
         let proxy = ProxyHarness()
+        let started = ContinuousClock.now
         #expect(proxy.driver.shouldLog("a") == (true, 0))
-        for _ in 0..<50 { #expect(proxy.driver.shouldLog("a").say == false) }
+        var said = 0
+        for _ in 0..<50 where proxy.driver.shouldLog("a").say { said += 1 }
+        // Another second may pass on a busy machine: one more line each.
+        #expect(said <= Int((ContinuousClock.now - started).components.seconds))
         #expect(proxy.driver.shouldLog("b") == (true, 0), "another kind has its own limit")
         await proxy.shutdown()
     }

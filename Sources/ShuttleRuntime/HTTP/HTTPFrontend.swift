@@ -71,23 +71,10 @@ public final class HTTPFrontend: Sendable {
         }
     }
 
-    /// Tells the model `event` when the turn of `loop` ends (at once on a
-    /// loop that is not the data plane's, as in tests).
-    func report(_ event: Event, on loop: any EventLoop) {
-        if let state = loops[ObjectIdentifier(loop)] {
-            state.report(event, driver: driver)
-        } else {
-            driver.send(event)
-        }
-    }
-
-    /// Records how long a request of `service` took, when the turn of `loop` ends.
-    func recordRequest(service: String, nanoseconds: Int64, on loop: any EventLoop) {
-        if let state = loops[ObjectIdentifier(loop)] {
-            state.recordRequest(service: service, nanoseconds: nanoseconds, driver: driver)
-        } else {
-            driver.metrics.recordRequest(service: service, nanoseconds: nanoseconds)
-        }
+    /// What `loop` keeps to itself; nil for a loop that is not the data
+    /// plane's (an embedded channel in tests).
+    func state(of loop: any EventLoop) -> LoopState? {
+        loops[ObjectIdentifier(loop)]
     }
 
     public init(driver: Driver, accessLog: AccessLog) {
@@ -104,13 +91,13 @@ public final class HTTPFrontend: Sendable {
     }
 
     func pool(for loop: any EventLoop) -> BackendPool? {
-        loops[ObjectIdentifier(loop)]?.pool
+        state(of: loop)?.pool
     }
 
     /// A request id for `head` (see `HeaderRules.requestID`), drawn on `loop`.
     func requestID(for head: HTTPRequestHead, on loop: any EventLoop) -> String {
         let random: UInt64
-        if let state = loops[ObjectIdentifier(loop)] {
+        if let state = state(of: loop) {
             random = state.requestIDs.next()
         } else {
             random = UInt64.random(in: .min ... .max)

@@ -152,8 +152,8 @@ extension HTTPProxyHandler {
     /// Tells the model an event whose actions are not needed, when the
     /// loop's turn ends (see `HTTPFrontend.LoopState`).
     func tellModel(_ event: Event) {
-        if let loop {
-            frontend.report(event, on: loop)
+        if let loopState {
+            loopState.report(event, driver: driver)
         } else {
             driver.send(event)
         }
@@ -172,8 +172,8 @@ extension HTTPProxyHandler {
         tellModel(.requestFinished(exchange.id, outcome))
         if let service = exchange.target?.service {
             let nanoseconds = (NIODeadline.now() - exchange.started).nanoseconds
-            if let loop {
-                frontend.recordRequest(service: service, nanoseconds: nanoseconds, on: loop)
+            if let loopState {
+                loopState.recordRequest(service: service, nanoseconds: nanoseconds, driver: driver)
             } else {
                 driver.metrics.recordRequest(service: service, nanoseconds: nanoseconds)
             }

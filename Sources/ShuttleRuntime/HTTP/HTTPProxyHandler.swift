@@ -64,8 +64,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, @un
     /// the rest of the request, so that they go out together.
     var deliveringHead = false
 
-    /// The connection's event loop, kept after the handler is removed.
-    var loop: (any EventLoop)?
+    /// What the connection's event loop keeps to itself, looked up once
+    /// (and kept after the handler is removed).
+    var loopState: HTTPFrontend.LoopState?
 
     init(frontend: HTTPFrontend, isTLS: Bool) {
         self.frontend = frontend
@@ -76,7 +77,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, @un
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        loop = context.eventLoop
+        loopState = frontend.state(of: context.eventLoop)
         clientIP = context.channel.remoteAddress?.ipAddress
         if context.channel.isActive { armIdleTimer() }
     }

@@ -80,12 +80,7 @@ final class SpliceConnection: SpliceSource, PlacedClient, @unchecked Sendable { 
     // MARK: Placing and connecting
 
     func closeWithoutBackend(_ reason: CloseReason) {
-        let (say, heldBack) = driver.shouldLog(reason.warningKey)
-        if say {
-            driver.logger.warning(
-                "client closed without a backend",
-                metadata: ["client": "\(SpliceAddress.peer(of: client)?.description ?? "?")", "reason": "\(reason)", "held_back": "\(heldBack)"])
-        }
+        driver.logClosedWithoutBackend(client: SpliceAddress.peer(of: client)?.description ?? "?", reason: reason)
         finish()
     }
 

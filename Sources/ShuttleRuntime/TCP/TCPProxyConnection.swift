@@ -47,12 +47,7 @@ final class TCPProxyConnection: PlacedClient, @unchecked Sendable {  // confined
     }
 
     func closeWithoutBackend(_ reason: CloseReason) {
-        let (say, heldBack) = driver.shouldLog(reason.warningKey)
-        if say {
-            driver.logger.warning(
-                "client closed without a backend",
-                metadata: ["client": "\(client.remoteAddress.map(Driver.describe) ?? "?")", "reason": "\(reason)", "held_back": "\(heldBack)"])
-        }
+        driver.logClosedWithoutBackend(client: client.remoteAddress.map(Driver.describe) ?? "?", reason: reason)
         client.close(promise: nil)
     }
 
