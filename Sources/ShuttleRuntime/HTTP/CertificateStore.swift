@@ -3,7 +3,6 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
-import X509
 
 /// The certificates of the HTTPS listener: every `NAME.pem` + `NAME.key`
 /// pair of a directory (a pem may hold a chain). A connection gets the
@@ -82,21 +81,7 @@ public final class CertificateStore: Sendable {
     /// The DNS names of a certificate: its subject alternative names, else
     /// its common name; lower case.
     static func names(of certificate: NIOSSLCertificate) throws -> [String] {
-        let parsed = try Certificate(derEncoded: try certificate.toDERBytes())
-        var names: [String] = []
-        if let san = try parsed.extensions.subjectAlternativeNames {
-            for name in san {
-                if case .dnsName(let dns) = name { names.append(dns.lowercased()) }
-            }
-        }
-        if names.isEmpty {
-            for rdn in parsed.subject {
-                for attribute in rdn where attribute.type == .RDNAttributeType.commonName {
-                    names.append("\(attribute.value)".lowercased())
-                }
-            }
-        }
-        return names
+        try CertificateNames.of(der: try certificate.toDERBytes())
     }
 
     /// The entry for a TLS server name (nil: none loaded).
