@@ -54,6 +54,18 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            // A release daemon carries the Swift runtime and
+            // FoundationEssentials inside it: no shared Swift libraries to
+            // map (2 MiB less resident), direct calls into the runtime
+            // (retain/release are a seventh of an HTTP request's CPU), and a
+            // binary that runs on a machine without the toolchain. The
+            // static FoundationEssentials needs its two C helper archives
+            // named. Debug builds and the tests keep the shared libraries.
+            linkerSettings: [
+                .unsafeFlags(
+                    ["-static-stdlib", "-l_FoundationCShims", "-l_FoundationCollections"],
+                    .when(platforms: [.linux], configuration: .release))
             ]
         ),
         .testTarget(
