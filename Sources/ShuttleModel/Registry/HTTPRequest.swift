@@ -86,35 +86,26 @@ extension Registry {
         guard let header = request.host, let host = VirtualHostName.fromHostHeader(header) else {
             return [.answerRequest(id, .badRequest(reason: "missing or malformed Host header"))]
         }
-        guard let name = routeVirtualHost(host), let state = services[name] else {
+        guard let name = routeVirtualHost(host), let index = services.index(forKey: name) else {
             return [.answerRequest(id, .unknownHost(host))]
         }
         let secure = request.isTLS || request.forwardedProto?.lowercased() == "https"
-        if !secure && (settings.httpsRedirect || state.settings.httpsRedirect) {
-            services[name]!.own.httpConnections += 1
-            services[name]!.own.httpResponses.count(301)
+        let admission = services.values[index].admit(
+            key: request.key, secure: secure, redirectAll: settings.httpsRedirect, random: &random)
+        switch admission {
+        case .redirect:
             let location = Self.redirectLocation(host: header, uri: request.uri, httpsPort: settings.httpsPort)
             return [.answerRequest(id, .redirect(service: name, location: location))]
-        }
-        if state.config.maintenanceMode {
-            services[name]!.own.httpConnections += 1
-            services[name]!.own.httpResponses.count(503)
+        case .maintenance:
             return [.answerRequest(id, .maintenance(service: name))]
-        }
-        guard
-            let first = services[name]!.balancer.choose(
-                state.settings.balance, state.backends, key: request.key, random: &random)
-        else {
-            services[name]!.own.httpConnections += 1
-            services[name]!.own.httpErrors += 1
-            services[name]!.own.httpResponses.count(503)
+        case .noBackend:
             return [.answerRequest(id, .noBackend(service: name))]
+        case .placed(let placed):
+            connections[id] = ConnectionState(
+                service: name, generation: placed.generation, key: request.key, backend: placed.backend,
+                isRequest: true)
+            return [.connectBackend(id, placed.target)]
         }
-        let backend = state.backends[first]
-        services[name]!.own.httpActive += 1
-        connections[id] = ConnectionState(
-            service: name, generation: state.generation, key: request.key, backend: backend.id, isRequest: true)
-        return [.connectBackend(id, state.target(backend, forRequest: true))]
     }
 
     mutating func requestFinished(_ id: ConnectionID, _ outcome: RequestOutcome) {

@@ -14,18 +14,12 @@ extension Registry {
         guard let name = listeners[listener], let index = services.index(forKey: name) else {
             return .close(.noService)
         }
-        // The backend list is read while the balancer moves: a second
-        // reference to the same storage, not a copy.
-        let backends = services.values[index].backends
-        let method = services.values[index].settings.balance
-        guard let first = services.values[index].balancer.choose(method, backends, key: key, random: &random) else {
-            services.values[index].own.errors += 1
+        guard let placed = services.values[index].place(key: key, random: &random) else {
             return .close(.noBackend(service: name))
         }
-        let backend = backends[first]
         connections[connection] = ConnectionState(
-            service: name, generation: services.values[index].generation, key: key, backend: backend.id)
-        return .connect(services.values[index].target(backend))
+            service: name, generation: placed.generation, key: key, backend: placed.backend)
+        return .connect(placed.target)
     }
 
     mutating func backendConnectFailed(_ connection: ConnectionID, reason: String) -> [Action] {
@@ -82,8 +76,8 @@ extension Registry {
 
     /// Counts on the service's own counters, if it is still the same service.
     mutating func updateOwn(_ connection: ConnectionState, _ update: (inout Counters) -> Void) {
-        guard services[connection.service]?.generation == connection.generation else { return }
-        update(&services[connection.service]!.own)
+        guard let index = services.index(forKey: connection.service) else { return }
+        services.values[index].countOwn(generation: connection.generation, update)
     }
 
     mutating func connectionClosed(_ connection: ConnectionID) {
@@ -99,16 +93,7 @@ extension Registry {
     /// else on the service's own counters (it was removed or replaced);
     /// nowhere if the service itself is gone.
     mutating func updateCounters(_ connection: ConnectionState, _ update: (inout Counters) -> Void) {
-        // Look up without keeping a copy of the service alive, so that the
-        // update below changes the counters in place.
-        let location: Int?? = services[connection.service].flatMap { state in
-            state.generation == connection.generation ? .some(state.index(of: connection.backend)) : nil
-        }
-        guard let index = location else { return }
-        if let i = index {
-            update(&services[connection.service]!.backends[i].counters)
-        } else {
-            update(&services[connection.service]!.own)
-        }
+        guard let index = services.index(forKey: connection.service) else { return }
+        services.values[index].count(generation: connection.generation, backend: connection.backend, update)
     }
 }

@@ -97,6 +97,83 @@ struct ServiceState: Sendable {
 
     func index(of id: BackendID) -> Int? { backends.firstIndex { $0.id == id } }
 
+    // The registry's hot path reaches a service through these mutating
+    // methods, called on `services.values[index]`: a mutating call changes
+    // the state where it is. Reading `services[name]` or
+    // `services.values[index]` instead copies the whole state (Dictionary
+    // has no borrowing read), a retain and a release for each of its fields
+    // on every connection and request.
+
+    /// A new connection or request placed on a backend.
+    struct Placed {
+        var backend: BackendID
+        var generation: UInt64
+        var target: BackendTarget
+    }
+
+    /// The balancer's first choice for a new connection or request, if a
+    /// backend is up; counts an error on the service's own counters if not.
+    mutating func place(key: BalanceKey, random: inout SeededGenerator, forRequest: Bool = false) -> Placed? {
+        guard let first = balancer.choose(settings.balance, backends, key: key, random: &random) else {
+            if forRequest {
+                own.httpConnections += 1
+                own.httpErrors += 1
+                own.httpResponses.count(503)
+            } else {
+                own.errors += 1
+            }
+            return nil
+        }
+        let backend = backends[first]
+        return Placed(backend: backend.id, generation: generation, target: target(backend, forRequest: forRequest))
+    }
+
+    /// What becomes of an HTTP request routed to this service.
+    enum Admission {
+        /// To HTTPS: plain HTTP, and this service or the proxy redirects.
+        case redirect
+        case maintenance
+        case noBackend
+        case placed(Placed)
+    }
+
+    /// Redirects, answers for maintenance, or places an HTTP request;
+    /// counts it on the service's own counters until a backend takes it.
+    mutating func admit(
+        key: BalanceKey, secure: Bool, redirectAll: Bool, random: inout SeededGenerator
+    ) -> Admission {
+        if !secure && (redirectAll || settings.httpsRedirect) {
+            own.httpConnections += 1
+            own.httpResponses.count(301)
+            return .redirect
+        }
+        if config.maintenanceMode {
+            own.httpConnections += 1
+            own.httpResponses.count(503)
+            return .maintenance
+        }
+        guard let placed = place(key: key, random: &random, forRequest: true) else { return .noBackend }
+        own.httpActive += 1
+        return .placed(placed)
+    }
+
+    /// Counts on the backend's counters if it is still here, else on the
+    /// service's own, if the connection is of this service (`generation`).
+    mutating func count(generation: UInt64, backend: BackendID, _ update: (inout Counters) -> Void) {
+        guard generation == self.generation else { return }
+        if let i = index(of: backend) {
+            update(&backends[i].counters)
+        } else {
+            update(&own)
+        }
+    }
+
+    /// Counts on the service's own counters, if the connection is of this service.
+    mutating func countOwn(generation: UInt64, _ update: (inout Counters) -> Void) {
+        guard generation == self.generation else { return }
+        update(&own)
+    }
+
     var hasBackendUp: Bool { backends.contains { $0.isUp } }
 
     /// Where to connect; an HTTP request (`forRequest`) always has a time

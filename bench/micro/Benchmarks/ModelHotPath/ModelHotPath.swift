@@ -49,6 +49,20 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // A keep-alive HTTP request as the runtime reports it: routed by its
+    // Host header, placed, its backend connection reused, answered.
+    Benchmark("Registry HTTP request lifecycle (3 events), RR, 2 backends") { benchmark in
+        var fixture = RegistryFixture(backends: 2)
+        let request = HTTPRequest(host: "bench.local", uri: "/small")
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            let id = fixture.nextConnection()
+            blackHole(fixture.registry.handle(.requestReceived(id, request)))
+            blackHole(fixture.registry.handle(.backendConnected(id)))
+            blackHole(fixture.registry.handle(.requestFinished(id, .responded(status: 200))))
+        }
+    }
+
     // The balancers alone, on a plain backend list.
     let methods: [(String, Balance)] = [
         ("RR", .roundRobin), ("LC", .leastConnections), ("P2C", .powerOfTwoChoices), ("HASH", .consistentHash),
