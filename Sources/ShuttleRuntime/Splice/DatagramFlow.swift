@@ -16,7 +16,9 @@ final class DatagramFlow: SpliceSource, PlacedClient, @unchecked Sendable {  // 
     let driver: Driver
     let key: FlowKey
     let client: SpliceAddress
-    unowned let service: DatagramService
+    /// Unchecked, like `SpliceConnection.loop`: the service holds its flows
+    /// and only its loop calls them.
+    unowned(unsafe) let service: DatagramService
     var loop: SpliceLoop { service.loop }
 
     private enum State {

@@ -19,7 +19,8 @@ final class DatagramService: SpliceSource, @unchecked Sendable {  // confined to
     let id: ListenerID
     let fd: Int32
     let driver: Driver
-    unowned let loop: SpliceLoop
+    /// Unchecked, like `SpliceConnection.loop`: the loop holds its services.
+    unowned(unsafe) let loop: SpliceLoop
     /// Where it listens, `ip:port`.
     let address: String
     private let closing = Atomic<Bool>(false)
