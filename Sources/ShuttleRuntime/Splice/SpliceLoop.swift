@@ -20,7 +20,7 @@ class SpliceSource: @unchecked Sendable {  // each subclass says how it is confi
 final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loop's thread
     let epoll: Int32
     private let wake: Int32
-    private let tasks = NIOLockedValueBox<[@Sendable () -> Void]>([])
+    private let tasks = NIOLockedValueBox(TaskQueue())
     /// The monotonic clock in nanoseconds, read once per wake-up.
     private(set) var now: UInt64 = cshuttle_now()
     let pipes = PipePool()
@@ -101,15 +101,36 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
         }
     }
 
-    /// Runs `task` on the loop's thread, after the events of the current batch.
+    /// Tasks handed to the loop by other threads.
+    private struct TaskQueue {
+        var waiting: [@Sendable () -> Void] = []
+        /// The loop has ended: a task runs on the thread that posts it.
+        var ended = false
+    }
+
+    /// Whether the loop's thread has finished.
+    var hasEnded: Bool { tasks.withLockedValue { $0.ended } }
+
+    /// Runs `task` on the loop's thread, after the events of the current
+    /// batch; once the loop has ended, at once on the caller's thread. Every
+    /// task runs: a listener's close completes its promise from the task of
+    /// each loop, also when the relay stopped first (a loop that dropped the
+    /// task would leave the close unfinished forever).
     func post(_ task: @escaping @Sendable () -> Void) {
-        let first = tasks.withLockedValue { tasks in
-            tasks.append(task)
-            return tasks.count == 1
+        enum Then { case wake, nothing, runHere }
+        let then = tasks.withLockedValue { queue -> Then in
+            if queue.ended { return .runHere }
+            queue.waiting.append(task)
+            return queue.waiting.count == 1 ? .wake : .nothing
         }
-        if first {
+        switch then {
+        case .wake:
             var one: UInt64 = 1
             _ = write(wake, &one, 8)
+        case .runHere:
+            task()
+        case .nothing:
+            break
         }
     }
 
@@ -153,6 +174,12 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
 
     /// Takes up a UDP service: its socket is read from now on.
     func add(_ service: DatagramService) {
+        // Posted as the loop ended (the relay stopping): closed, like the
+        // loop's other services.
+        guard !hasEnded else {
+            Glibc.close(service.fd)
+            return
+        }
         guard service.start() else { return }
         services.append(service)
     }
@@ -288,7 +315,14 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
         for service in services { service.abort() }
         services.removeAll()
         paused.removeAll()
-        runTasks()
+        // From here on a posted task runs where it is posted; those already
+        // waiting run now. No task touches what is cleaned up below.
+        let late = tasks.withLockedValue { queue in
+            queue.ended = true
+            defer { queue.waiting.removeAll() }
+            return queue.waiting
+        }
+        for task in late { task() }
         sendReports()
         again.removeAll()
         retired.removeAll()
@@ -316,9 +350,9 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
     private func runTasks() {
         var count: UInt64 = 0
         _ = read(wake, &count, 8)
-        let pending = tasks.withLockedValue { tasks in
-            defer { tasks.removeAll() }
-            return tasks
+        let pending = tasks.withLockedValue { queue in
+            defer { queue.waiting.removeAll() }
+            return queue.waiting
         }
         for task in pending { task() }
     }
