@@ -12,8 +12,7 @@ struct DaemonEndToEndTests {
     @Test("-v prints the version")
     func version() throws {
         let daemon = try DaemonProcess(["-v"])
-        daemon.process.waitUntilExit()
-        #expect(daemon.process.terminationStatus == 0)
+        #expect(daemon.process.waitUntilExit() == 0)
     }
 
     @Test("an invalid -config is refused with every problem listed and exit status 2")
@@ -93,7 +92,7 @@ struct DaemonEndToEndTests {
         let files = try FileManager.default.contentsOfDirectory(atPath: directory.path)
         let kept = try #require(files.first { $0.hasPrefix("state.json.corrupt-") })
         #expect(try String(contentsOf: directory.appendingPathComponent(kept), encoding: .utf8) == "{ this is not json")
-        #expect(daemon.stderr.withLockedValue { $0 }.contains("state file is unusable"))
+        #expect(daemon.stderr.contains("state file is unusable"))
         daemon.terminate()
         #expect(await daemon.waitForExit() == 0)
     }
@@ -116,7 +115,7 @@ struct DaemonEndToEndTests {
         // New connections are refused once the listener is closed…
         #expect(
             await eventually {
-                daemon.stderr.withLockedValue { $0 }.contains("shutting down")
+                daemon.stderr.contains("shutting down")
             })
         await #expect(throws: (any Error).self) {
             let late = try await TCPClient.connect(port: servicePort, group: Self.group)

@@ -1,12 +1,10 @@
 import Foundation
-import NIOConcurrencyHelpers
 import ShuttleTestSupport
 import Testing
 
 /// The built `shuttle` binary run as a child process, as a user runs it.
 final class DaemonProcess: Sendable {
-    let process: Process
-    let stderr: NIOLockedValueBox<String>
+    let process: ChildProcess
 
     /// The binary next to the test bundle (both are build products).
     static var binary: URL {
@@ -15,27 +13,17 @@ final class DaemonProcess: Sendable {
     }
 
     init(_ arguments: [String]) throws {
-        process = Process()
-        process.executableURL = Self.binary
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardError = pipe
-        process.standardOutput = FileHandle.nullDevice
-        let box = NIOLockedValueBox("")
-        stderr = box
-        pipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if !data.isEmpty { box.withLockedValue { $0 += String(decoding: data, as: UTF8.self) } }
-        }
-        try process.run()
+        process = try ChildProcess(Self.binary.path, arguments)
     }
+
+    /// What the daemon has written to standard error so far.
+    var stderr: String { process.standardError }
 
     /// Runs the binary to completion; returns its exit status and standard error.
     static func run(_ arguments: [String]) throws -> (status: Int32, stderr: String) {
         let daemon = try DaemonProcess(arguments)
-        daemon.process.waitUntilExit()
-        Thread.sleep(forTimeInterval: 0.1)  // the last of standard error
-        return (daemon.process.terminationStatus, daemon.stderr.withLockedValue { $0 })
+        let status = daemon.process.waitUntilExit()
+        return (status, daemon.stderr)
     }
 
     /// The admin API's port, read from the "admin API listening" log line.
@@ -51,7 +39,7 @@ final class DaemonProcess: Sendable {
         // this task from running for a while.
         while !lastLook {
             lastLook = ContinuousClock.now >= deadline
-            let log = stderr.withLockedValue { $0 }
+            let log = stderr
             if let line = log.split(separator: "\n").first(where: { $0.contains(marker) }),
                 let range = line.range(of: #"address=[^ ]*:(\d+)"#, options: .regularExpression),
                 let port = Int(line[range].split(separator: ":").last ?? "")
@@ -61,26 +49,22 @@ final class DaemonProcess: Sendable {
             guard process.isRunning else { break }
             try await Task.sleep(for: .milliseconds(20))
         }
-        throw RawHTTPClient.Failure(description: "no \"\(marker)\" line; standard error:\n" + stderr.withLockedValue { $0 })
+        throw RawHTTPClient.Failure(description: "no \"\(marker)\" line; standard error:\n" + stderr)
     }
 
     /// Sends a signal (SIGHUP: reload the certificates).
-    func signal(_ number: Int32) { kill(process.processIdentifier, number) }
+    func signal(_ number: Int32) { process.signal(number) }
 
-    func terminate() { process.terminate() }  // SIGTERM
+    func terminate() { process.signal(SIGTERM) }
 
     /// Waits for the process to exit; nil if it is still running at the deadline.
     func waitForExit(timeout: Duration = .seconds(30)) async -> Int32? {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if !process.isRunning { return process.terminationStatus }
+            if let status = process.terminationStatus { return status }
             try? await Task.sleep(for: .milliseconds(20))
         }
         return nil
-    }
-
-    deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 }
 

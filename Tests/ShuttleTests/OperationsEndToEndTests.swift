@@ -19,7 +19,7 @@ struct OperationsEndToEndTests {
         #expect(try admin(port, "PUT", "/echo/two", body: #"{"address": "127.0.0.1:9"}"#).status == 200)
         daemon.terminate()
         #expect(await daemon.waitForExit() == 0)
-        let lines = daemon.stderr.withLockedValue { $0 }.split(separator: "\n")
+        let lines = daemon.stderr.split(separator: "\n")
         #expect(lines.count >= 4)
         for line in lines {
             let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
@@ -56,7 +56,7 @@ extension DaemonProcess {
     func adminPortFromJSON(timeout: Duration = .seconds(30)) async throws -> Int {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            for line in stderr.withLockedValue({ $0 }).split(separator: "\n") where line.contains("admin API listening") {
+            for line in stderr.split(separator: "\n") where line.contains("admin API listening") {
                 if let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
                     let address = object["address"] as? String, let port = Int(address.split(separator: ":").last ?? "")
                 {
@@ -65,6 +65,6 @@ extension DaemonProcess {
             }
             try await Task.sleep(for: .milliseconds(20))
         }
-        throw RawHTTPClient.Failure(description: "no admin port in:\n" + stderr.withLockedValue { $0 })
+        throw RawHTTPClient.Failure(description: "no admin port in:\n" + stderr)
     }
 }

@@ -10,18 +10,10 @@ struct VirtualHostEndToEndTests {
 
     /// Runs curl; returns its exit status, standard output and standard error.
     func curl(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["curl", "--silent", "--show-error", "--max-time", "20"] + arguments
-        let output = Pipe()
-        let error = Pipe()
-        process.standardOutput = output
-        process.standardError = error
-        try process.run()
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        let err = error.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+        let process = try ChildProcess(
+            "curl", ["--silent", "--show-error", "--max-time", "20"] + arguments, keepOutput: true)
+        let status = process.waitUntilExit()
+        return (status, process.standardOutput, process.standardError)
     }
 
     @Test("-http and -https serve two virtual hosts; SIGHUP reloads the certificates")
@@ -88,7 +80,7 @@ struct VirtualHostEndToEndTests {
         #expect(try answer.object()["served"] as? [String] == ["one", "two"])
 
         // One access log line per request, on standard error.
-        let log = daemon.stderr.withLockedValue { $0 }
+        let log = daemon.stderr
         #expect(log.contains("method=GET client-ip=127.0.0.1 url=/x backend=\(two.address) status=200"))
 
         daemon.terminate()
