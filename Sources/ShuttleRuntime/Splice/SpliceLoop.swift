@@ -108,7 +108,7 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
         var ended = false
     }
 
-    /// Whether the loop's thread has finished.
+    /// Whether the loop has ended (posted tasks run where they are posted).
     var hasEnded: Bool { tasks.withLockedValue { $0.ended } }
 
     /// Runs `task` on the loop's thread, after the events of the current
@@ -117,21 +117,18 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
     /// each loop, also when the relay stopped first (a loop that dropped the
     /// task would leave the close unfinished forever).
     func post(_ task: @escaping @Sendable () -> Void) {
-        enum Then { case wake, nothing, runHere }
-        let then = tasks.withLockedValue { queue -> Then in
-            if queue.ended { return .runHere }
+        let runHere = tasks.withLockedValue { queue -> Bool in
+            if queue.ended { return true }
             queue.waiting.append(task)
-            return queue.waiting.count == 1 ? .wake : .nothing
+            if queue.waiting.count == 1 {
+                // Under the lock: the loop closes `wake` only after it has
+                // marked itself ended under the lock.
+                var one: UInt64 = 1
+                _ = write(wake, &one, 8)
+            }
+            return false
         }
-        switch then {
-        case .wake:
-            var one: UInt64 = 1
-            _ = write(wake, &one, 8)
-        case .runHere:
-            task()
-        case .nothing:
-            break
-        }
+        if runHere { task() }
     }
 
     /// Stops the loop: every open connection is closed (and reported closed).
