@@ -51,9 +51,11 @@ struct SpliceLoopTests {
                 tcpService("t", backends: [backend("a", port: 9)]),
                 tcpService("u", backends: [backend("a", port: 9, network: "udp")], network: "udp"),
             ]))
+        let loops = proxy.driver.spliceRelay.withLockedValue { $0?.loops } ?? []
+        #expect(!loops.isEmpty)
         proxy.driver.shutdownRelay()
-        // The loops end on their own threads; give them the time to.
-        try await Task.sleep(for: .milliseconds(300))
+        // The loops end on their own threads; the closes come after.
+        #expect(await eventually { loops.allSatisfy(\.hasEnded) })
         let closed = Count()
         proxy.driver.closeListeners().whenComplete { _ in closed.add() }
         #expect(await eventually(timeout: .seconds(20)) { closed.value == 1 })
