@@ -49,7 +49,7 @@ public final class Driver: Sendable {
     /// Metrics for `/_metrics`.
     public let metrics = ShuttleMetrics()
     /// When each kind of repeated warning was last logged (see `shouldLog`).
-    private let warningLimiters = NIOLockedValueBox<[String: WarningLimiter]>([:])
+    private let warningLimiters = NIOLockedValueBox(BoundedCache<String, WarningLimiter>())
     /// Where the daemon is in its life, for `/_health`.
     public let phase = NIOLockedValueBox(Phase.starting)
 
@@ -139,8 +139,7 @@ public final class Driver: Sendable {
     func shouldLog(_ key: String) -> (say: Bool, heldBack: Int) {
         let now = UInt64(NIODeadline.now().uptimeNanoseconds)
         return warningLimiters.withLockedValue { limiters in
-            if limiters.count >= 4096 && limiters[key] == nil { limiters.removeAll() }
-            return limiters[key, default: WarningLimiter()].shouldSay(now: now)
+            limiters.update(key, orMake: { WarningLimiter() }) { $0.shouldSay(now: now) }
         }
     }
 

@@ -33,7 +33,7 @@ public final class HTTPFrontend: Sendable {
         private var reports: [Event] = []
         private var requestTimes: [(service: String, nanoseconds: Int64)] = []
         /// Each service's request timer, looked up once.
-        private var requestTimers: [String: CoreMetrics.Timer] = [:]
+        private var requestTimers = BoundedCache<String, CoreMetrics.Timer>()
 
         init(loop: any EventLoop) {
             self.loop = loop
@@ -61,10 +61,8 @@ public final class HTTPFrontend: Sendable {
                     reports.removeAll(keepingCapacity: true)
                 }
                 for (service, nanoseconds) in requestTimes {
-                    if requestTimers.count >= 4096 && requestTimers[service] == nil { requestTimers.removeAll() }
-                    let timer = requestTimers[service] ?? driver.metrics.requestTimer(service: service)
-                    requestTimers[service] = timer
-                    timer.recordNanoseconds(nanoseconds)
+                    requestTimers.value(for: service) { driver.metrics.requestTimer(service: service) }
+                        .recordNanoseconds(nanoseconds)
                 }
                 requestTimes.removeAll(keepingCapacity: true)
             }

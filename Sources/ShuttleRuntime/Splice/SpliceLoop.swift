@@ -29,9 +29,9 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
     /// user's pipe quota) still takes whole when a sink leaves some behind.
     let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 8 * 1024, alignment: 64)
     /// Backend addresses that are IP literals, parsed once.
-    private var addresses: [String: SpliceAddress] = [:]
+    private var addresses = BoundedCache<String, SpliceAddress>()
     /// Each backend's connect-time timer, looked up once.
-    private var connectTimers: [BackendID: CoreMetrics.Timer] = [:]
+    private var connectTimers = BoundedCache<BackendID, CoreMetrics.Timer>()
     private var connections: [SpliceConnection] = []
     /// The UDP services this loop reads (`-udp-relay epoll`).
     private var services: [DatagramService] = []
@@ -212,8 +212,7 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
         switch address.host {
         case .ipv4(let ip), .ipv6(let ip):
             if let literal = SpliceAddress(ip: ip, port: address.port) {
-                if addresses.count >= 4096 { addresses.removeAll() }
-                addresses[target.address] = literal
+                addresses.remember(literal, for: target.address)
                 return .known(literal)
             }
             host = ip
@@ -233,14 +232,8 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
     }
 
     func recordConnect(_ target: BackendTarget, nanoseconds: Int64, metrics: ShuttleMetrics) {
-        if let timer = connectTimers[target.id] {
-            timer.recordNanoseconds(nanoseconds)
-            return
-        }
-        if connectTimers.count >= 4096 { connectTimers.removeAll() }
-        let timer = metrics.connectTimer(service: target.service, backend: target.name)
-        connectTimers[target.id] = timer
-        timer.recordNanoseconds(nanoseconds)
+        connectTimers.value(for: target.id) { metrics.connectTimer(service: target.service, backend: target.name) }
+            .recordNanoseconds(nanoseconds)
     }
 
     /// Tells the model `event` when the current batch of events ends, in
