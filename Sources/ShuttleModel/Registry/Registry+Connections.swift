@@ -15,6 +15,7 @@ extension Registry {
             return .close(.noService)
         }
         guard let placed = services.values[index].place(key: key, random: &random) else {
+            services.values[index].own.errors += 1
             return .close(.noBackend(service: name))
         }
         connections[connection] = ConnectionState(

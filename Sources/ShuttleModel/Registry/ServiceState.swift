@@ -111,19 +111,10 @@ struct ServiceState: Sendable {
         var target: BackendTarget
     }
 
-    /// The balancer's first choice for a new connection or request, if a
-    /// backend is up; counts an error on the service's own counters if not.
+    /// The balancer's first choice for a new connection or request; nil
+    /// if no backend is up.
     mutating func place(key: BalanceKey, random: inout SeededGenerator, forRequest: Bool = false) -> Placed? {
-        guard let first = balancer.choose(settings.balance, backends, key: key, random: &random) else {
-            if forRequest {
-                own.httpConnections += 1
-                own.httpErrors += 1
-                own.httpResponses.count(503)
-            } else {
-                own.errors += 1
-            }
-            return nil
-        }
+        guard let first = balancer.choose(settings.balance, backends, key: key, random: &random) else { return nil }
         let backend = backends[first]
         return Placed(backend: backend.id, generation: generation, target: target(backend, forRequest: forRequest))
     }
@@ -152,7 +143,12 @@ struct ServiceState: Sendable {
             own.httpResponses.count(503)
             return .maintenance
         }
-        guard let placed = place(key: key, random: &random, forRequest: true) else { return .noBackend }
+        guard let placed = place(key: key, random: &random, forRequest: true) else {
+            own.httpConnections += 1
+            own.httpErrors += 1
+            own.httpResponses.count(503)
+            return .noBackend
+        }
         own.httpActive += 1
         return .placed(placed)
     }
