@@ -35,16 +35,21 @@ enum FileWrites {
     /// The directory part of `path` ("" for a bare file name, "/" for a
     /// file at the root), as NSString's `deletingLastPathComponent`.
     static func directory(of path: String) -> String {
-        let trimmed = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
+        let trimmed = withoutTrailingSlash(path)
         guard let slash = trimmed.lastIndex(of: "/") else { return "" }
         return slash == trimmed.startIndex ? "/" : String(trimmed[..<slash])
     }
 
     /// The file name part of `path`.
     static func lastComponent(of path: String) -> String {
-        let trimmed = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
+        let trimmed = withoutTrailingSlash(path)
         guard let slash = trimmed.lastIndex(of: "/") else { return trimmed }
         return String(trimmed[trimmed.index(after: slash)...])
+    }
+
+    /// `path` without a trailing slash, "/" itself kept.
+    private static func withoutTrailingSlash(_ path: String) -> String {
+        path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
     }
 
     /// `name` inside `directory`.

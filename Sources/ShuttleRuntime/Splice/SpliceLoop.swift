@@ -307,12 +307,7 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
         paused.removeAll()
         // From here on a posted task runs where it is posted; those already
         // waiting run now. No task touches what is cleaned up below.
-        let late = tasks.withLockedValue { queue in
-            queue.ended = true
-            defer { queue.waiting.removeAll() }
-            return queue.waiting
-        }
-        for task in late { task() }
+        for task in takeTasks(ending: true) { task() }
         sendReports()
         again.removeAll()
         retired.removeAll()
@@ -340,11 +335,17 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
     private func runTasks() {
         var count: UInt64 = 0
         _ = read(wake, &count, 8)
-        let pending = tasks.withLockedValue { queue in
+        for task in takeTasks() { task() }
+    }
+
+    /// The waiting tasks, taken off the queue; `ending` marks the loop
+    /// ended in the same taking of the lock.
+    private func takeTasks(ending: Bool = false) -> [@Sendable () -> Void] {
+        tasks.withLockedValue { queue in
+            if ending { queue.ended = true }
             defer { queue.waiting.removeAll() }
             return queue.waiting
         }
-        for task in pending { task() }
     }
 }
 
