@@ -8,9 +8,19 @@
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+// UDP GSO (Linux 4.18); older headers lack the names.
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
 
 _Static_assert(CSHUTTLE_EPOLLIN == EPOLLIN, "EPOLLIN");
 _Static_assert(CSHUTTLE_EPOLLOUT == EPOLLOUT, "EPOLLOUT");
@@ -118,40 +128,102 @@ int cshuttle_receive_datagrams(
     return n;
 }
 
-int cshuttle_send_datagrams(
-    int fd, void *const *datas, const size_t *lengths, const void *addresses, const uint32_t *address_lengths,
-    int count) {
-    struct mmsghdr messages[CSHUTTLE_DATAGRAM_BATCH_MAX];
-    struct iovec vectors[CSHUTTLE_DATAGRAM_BATCH_MAX];
-    if (count > CSHUTTLE_DATAGRAM_BATCH_MAX) count = CSHUTTLE_DATAGRAM_BATCH_MAX;
-    const struct sockaddr_storage *to = addresses;
-    for (int i = 0; i < count; i++) {
-        vectors[i].iov_base = datas[i];
-        vectors[i].iov_len = lengths[i];
-        messages[i].msg_hdr = (struct msghdr){
+/// Where datagram `i` goes: the same place as datagram `j`?
+static int same_destination(const struct sockaddr_storage *to, const uint32_t *lengths, int i, int j) {
+    if (!to) return 1;
+    return lengths[i] == lengths[j] && memcmp(&to[i], &to[j], lengths[i]) == 0;
+}
+
+/// Lays out `count` datagrams from `first` on as messages: one each, or,
+/// with `segment`, each run of datagrams to one destination whose lengths
+/// are equal (the last may be shorter) as one message with UDP_SEGMENT,
+/// which the kernel sends as one and splits into the same datagrams.
+/// `starts[m]` is message m's first datagram; returns the messages' number.
+static int lay_out(
+    struct mmsghdr *messages, struct iovec *vectors, char (*controls)[CMSG_SPACE(sizeof(uint16_t))], int *starts,
+    void *const *datas, const size_t *lengths, const struct sockaddr_storage *to, const uint32_t *address_lengths,
+    int first, int count, int segment) {
+    int m = 0;
+    for (int i = first; i < count;) {
+        int run = 1;
+        size_t total = lengths[i];
+        if (segment && lengths[i] > 0) {
+            while (i + run < count && run < CSHUTTLE_DATAGRAM_BATCH_MAX && lengths[i + run] > 0
+                   && lengths[i + run] <= lengths[i] && total + lengths[i + run] <= CSHUTTLE_SEGMENTED_MAX
+                   && same_destination(to, address_lengths, i, i + run)) {
+                total += lengths[i + run];
+                run++;
+                if (lengths[i + run - 1] < lengths[i]) break;  // a shorter one ends the run
+            }
+        }
+        for (int k = 0; k < run; k++) {
+            vectors[i + k].iov_base = datas[i + k];
+            vectors[i + k].iov_len = lengths[i + k];
+        }
+        messages[m].msg_hdr = (struct msghdr){
             .msg_name = to ? (void *)&to[i] : NULL,
             .msg_namelen = to ? address_lengths[i] : 0,
             .msg_iov = &vectors[i],
-            .msg_iovlen = 1,
+            .msg_iovlen = (size_t)run,
         };
-        messages[i].msg_len = 0;
-    }
-    int sent = 0;
-    while (sent < count) {
-        int n = sendmmsg(fd, messages + sent, (unsigned)(count - sent), MSG_DONTWAIT);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            // A datagram the socket refuses (buffer full, an ICMP error
-            // pending) is dropped, as the network would; the rest go on.
-            if (sent < count && (errno == EAGAIN || errno == ECONNREFUSED || errno == EMSGSIZE)) {
-                sent++;
-                continue;
-            }
-            return sent > 0 ? sent : -1;
+        if (run > 1) {
+            memset(controls[m], 0, sizeof controls[m]);
+            messages[m].msg_hdr.msg_control = controls[m];
+            messages[m].msg_hdr.msg_controllen = sizeof controls[m];
+            struct cmsghdr *header = CMSG_FIRSTHDR(&messages[m].msg_hdr);
+            header->cmsg_level = SOL_UDP;
+            header->cmsg_type = UDP_SEGMENT;
+            header->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+            uint16_t size = (uint16_t)lengths[i];
+            memcpy(CMSG_DATA(header), &size, sizeof size);
         }
-        sent += n;
+        messages[m].msg_len = 0;
+        starts[m] = i;
+        m++;
+        i += run;
     }
-    return sent;
+    starts[m] = count;
+    return m;
+}
+
+int cshuttle_send_datagrams(
+    int fd, void *const *datas, const size_t *lengths, const void *addresses, const uint32_t *address_lengths,
+    int count, int *segmentation) {
+    struct mmsghdr messages[CSHUTTLE_DATAGRAM_BATCH_MAX];
+    struct iovec vectors[CSHUTTLE_DATAGRAM_BATCH_MAX];
+    char controls[CSHUTTLE_DATAGRAM_BATCH_MAX][CMSG_SPACE(sizeof(uint16_t))];
+    int starts[CSHUTTLE_DATAGRAM_BATCH_MAX + 1];
+    if (count > CSHUTTLE_DATAGRAM_BATCH_MAX) count = CSHUTTLE_DATAGRAM_BATCH_MAX;
+    const struct sockaddr_storage *to = addresses;
+    int segment = segmentation && *segmentation;
+    int total = lay_out(messages, vectors, controls, starts, datas, lengths, to, address_lengths, 0, count, segment);
+    int sent = 0;  // messages
+    while (sent < total) {
+        int n = sendmmsg(fd, messages + sent, (unsigned)(total - sent), MSG_DONTWAIT);
+        if (n >= 0) {
+            sent += n;
+            continue;
+        }
+        if (errno == EINTR) continue;
+        if (messages[sent].msg_hdr.msg_iovlen > 1) {
+            // A run refused as a whole goes again one datagram at a time. A
+            // path that cannot segment (no checksum offload, a datagram
+            // above its MTU) is not asked to again.
+            if (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP) *segmentation = 0;
+            int from = starts[sent];
+            total = lay_out(messages, vectors, controls, starts, datas, lengths, to, address_lengths, from, count, 0);
+            sent = 0;
+            continue;
+        }
+        // A datagram the socket refuses (buffer full, an ICMP error
+        // pending) is dropped, as the network would; the rest go on.
+        if (errno == EAGAIN || errno == ECONNREFUSED || errno == EMSGSIZE) {
+            sent++;
+            continue;
+        }
+        return starts[sent] > 0 ? starts[sent] : -1;
+    }
+    return count;
 }
 
 uint64_t cshuttle_now(void) {

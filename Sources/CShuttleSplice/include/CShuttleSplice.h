@@ -68,15 +68,27 @@ int cshuttle_receive_datagrams(
     int fd, void *base, size_t size, int count, size_t *lengths, void *senders, uint32_t *sender_lengths,
     uint8_t *truncated);
 
+/// The most bytes one segmented send carries (the largest UDP payload
+/// over IPv4).
+enum { CSHUTTLE_SEGMENTED_MAX = 65507 };
+
 /// sendmmsg(2): `count` (at most CSHUTTLE_DATAGRAM_BATCH_MAX) datagrams,
 /// the i-th `lengths[i]` bytes at `datas[i]`, to `addresses[i]` (a struct
 /// sockaddr_storage each, `address_lengths[i]` long), or to the socket's
 /// peer when `addresses` is NULL. One the socket refuses (its buffer full,
 /// an ICMP error pending) is dropped, as the network would, and the rest go
 /// on. Returns how many went or were dropped, or -1 and errno.
+///
+/// While `*segmentation` is nonzero, consecutive datagrams to one place of
+/// one length (the last of them may be shorter) go as one message with
+/// UDP_SEGMENT (UDP GSO): the kernel sends them through its stack once and
+/// splits them into the same datagrams. A path that cannot (no checksum
+/// offload, a datagram above its MTU) gets them one by one, and
+/// `*segmentation` is set to 0 so that it is not asked again. NULL: one by
+/// one.
 int cshuttle_send_datagrams(
     int fd, void *const *datas, const size_t *lengths, const void *addresses, const uint32_t *address_lengths,
-    int count);
+    int count, int *segmentation);
 
 /// The monotonic clock in nanoseconds.
 uint64_t cshuttle_now(void);

@@ -38,12 +38,14 @@ final class DatagramBatch {
 
     /// Sends the first `count` of `outgoing` to the socket's peer, or each
     /// to its slot's address: how many went or were dropped, or -1 and errno.
+    /// Runs of one length to one place go segmented (UDP GSO) while
+    /// `segmentation` is nonzero; a path that cannot take them sets it to 0.
     @discardableResult
-    func sendOutgoing(on fd: Int32, count: Int, addressed: Bool) -> Int {
+    func sendOutgoing(on fd: Int32, count: Int, addressed: Bool, segmentation: inout Int32) -> Int {
         Int(
             cshuttle_send_datagrams(
                 fd, outgoing, outgoingLengths, addressed ? UnsafeRawPointer(addresses) : nil,
-                addressed ? addressLengths : nil, Int32(count)))
+                addressed ? addressLengths : nil, Int32(count), &segmentation))
     }
 
     deinit {

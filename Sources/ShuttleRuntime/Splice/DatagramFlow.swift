@@ -43,6 +43,8 @@ final class DatagramFlow: SpliceSource, PlacedClient, @unchecked Sendable {  // 
     private var lastReport: UInt64
     /// Slots of the service's read batch that hold this flow's datagrams.
     var batched: [Int] = []
+    /// Nonzero while the path to the backend takes segmented sends.
+    private var segmentation: Int32 = 1
 
     static let tag: UInt64 = 5
     static let reportInterval: UInt64 = 1_000_000_000
@@ -158,7 +160,7 @@ final class DatagramFlow: SpliceSource, PlacedClient, @unchecked Sendable {  // 
                 batch.outgoingLengths[position] = batch.lengths[index]
                 bytes += batch.lengths[index]
             }
-            if batch.sendOutgoing(on: backend, count: batched.count, addressed: false) >= 0 { sent += bytes }
+            if batch.sendOutgoing(on: backend, count: batched.count, addressed: false, segmentation: &segmentation) >= 0 { sent += bytes }
         case .placing, .resolving:
             lastActive = loop.now
             for index in batched where queued.count < UDPServiceHandler.maximumQueued {

@@ -30,6 +30,8 @@ final class DatagramService: SpliceSource, @unchecked Sendable {  // confined to
     private var touched: [DatagramFlow] = []
     /// Replies gathered to be sent back together.
     let replies = DatagramBatch()
+    /// Nonzero while the way back to the clients takes segmented sends.
+    private var segmentation: Int32 = 1
     /// "datagrams dropped: no backend", at most once a second.
     var noBackendWarnings = WarningLimiter()
     private var isOpen = false
@@ -137,7 +139,7 @@ final class DatagramService: SpliceSource, @unchecked Sendable {  // confined to
             replies.outgoing[index] = replies.slot(index)
             replies.outgoingLengths[index] = replies.lengths[index]
         }
-        replies.sendOutgoing(on: fd, count: count, addressed: true)
+        replies.sendOutgoing(on: fd, count: count, addressed: true, segmentation: &segmentation)
     }
 
     func remove(_ flow: DatagramFlow) {
