@@ -19,8 +19,15 @@ final class BackendPool: @unchecked Sendable {  // each pool is used on its own 
     static let idleTimeout = TimeAmount.seconds(60)
 
     let loop: any EventLoop
-    private var idle: [BackendID: [BackendConnection]] = [:]
+    /// Per backend, in a class of its own: taking and returning a connection
+    /// change the list in place through a plain lookup (a dictionary's
+    /// in-place access to a value costs an allocation per call).
+    private var idle: [BackendID: IdleList] = [:]
     private var sweeper: RepeatedTask?
+
+    private final class IdleList {
+        var connections: [BackendConnection] = []
+    }
 
     init(loop: any EventLoop) {
         self.loop = loop
@@ -28,7 +35,8 @@ final class BackendPool: @unchecked Sendable {  // each pool is used on its own 
 
     /// An idle connection to `backend` that is still open, if any.
     func take(_ backend: BackendID) -> BackendConnection? {
-        while let connection = idle[backend]?.popLast() {
+        guard let list = idle[backend] else { return nil }
+        while let connection = list.connections.popLast() {
             if connection.isUsable { return connection }
             connection.close()
         }
@@ -43,16 +51,22 @@ final class BackendPool: @unchecked Sendable {  // each pool is used on its own 
             connection.close()
             return
         }
-        let backend = connection.backend
-        if idle[backend, default: []].count >= Self.maximumIdle {
-            idle[backend, default: []].removeAll { !$0.isUsable }
-            guard idle[backend, default: []].count < Self.maximumIdle else {
+        let list: IdleList
+        if let known = idle[connection.backend] {
+            list = known
+        } else {
+            list = IdleList()
+            idle[connection.backend] = list
+        }
+        if list.connections.count >= Self.maximumIdle {
+            list.connections.removeAll { !$0.isUsable }
+            guard list.connections.count < Self.maximumIdle else {
                 connection.close()
                 return
             }
         }
         connection.idleSince = .now()
-        idle[backend, default: []].append(connection)
+        list.connections.append(connection)
         if sweeper == nil {
             let interval = TimeAmount.nanoseconds(Self.idleTimeout.nanoseconds / 4)
             sweeper = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] _ in
@@ -63,16 +77,17 @@ final class BackendPool: @unchecked Sendable {  // each pool is used on its own 
         connection.resumeReading()
     }
 
-    /// Closes the connections idle for `idleTimeout` at `now`, or closed by their backend.
+    /// Closes the connections idle for `idleTimeout` at `now`, or closed by
+    /// their backend; forgets backends left with none.
     func sweep(now: NIODeadline = .now()) {
-        for backend in Array(idle.keys) {
+        for (backend, list) in idle {
             var expired: [BackendConnection] = []
-            idle[backend]?.removeAll { connection in
+            list.connections.removeAll { connection in
                 guard !connection.isUsable || now - connection.idleSince >= Self.idleTimeout else { return false }
                 expired.append(connection)
                 return true
             }
-            if idle[backend]?.isEmpty == true { idle[backend] = nil }
+            if list.connections.isEmpty { idle[backend] = nil }
             for connection in expired { connection.close() }
         }
         if idle.isEmpty {
@@ -82,13 +97,13 @@ final class BackendPool: @unchecked Sendable {  // each pool is used on its own 
     }
 
     /// Idle connections kept now, for tests.
-    var idleCount: Int { idle.values.reduce(0) { $0 + $1.count } }
+    var idleCount: Int { idle.values.reduce(0) { $0 + $1.connections.count } }
 
     /// Closes every idle connection (at shutdown).
     func closeAll() {
         sweeper?.cancel()
         sweeper = nil
-        let all = idle.values.flatMap { $0 }
+        let all = idle.values.flatMap(\.connections)
         idle.removeAll()
         for connection in all { connection.close() }
     }

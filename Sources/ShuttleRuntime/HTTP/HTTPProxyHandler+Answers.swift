@@ -187,6 +187,6 @@ extension HTTPProxyHandler {
                 id: exchange.requestID, method: exchange.head.method.rawValue, clientIP: clientIP ?? "",
                 url: exchange.head.uri, backend: backend, status: status,
                 duration: Double((NIODeadline.now() - exchange.started).nanoseconds) / 1e9,
-                agent: exchange.head.headers["user-agent"].first ?? "", error: exchange.error))
+                agent: exchange.head.headers.first(name: "user-agent") ?? "", error: exchange.error))
     }
 }

@@ -295,8 +295,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, @un
         let exchange = HTTPExchange(id: driver.makeConnectionID(), head: head, requestID: frontend.requestID(for: head, on: context.eventLoop))
         self.exchange = exchange
         let request = HTTPRequest(
-            host: head.headers["host"].first, uri: head.uri, isTLS: isTLS,
-            forwardedProto: head.headers["x-forwarded-proto"].first, key: BalanceKey(clientIP ?? ""))
+            host: head.headers.first(name: "host"), uri: head.uri, isTLS: isTLS,
+            forwardedProto: head.headers.first(name: "x-forwarded-proto"), key: BalanceKey(clientIP ?? ""))
         carryOut(driver.send(.requestReceived(exchange.id, request)), for: exchange)
     }
 

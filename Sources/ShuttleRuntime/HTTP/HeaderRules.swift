@@ -29,7 +29,7 @@ enum HeaderRules {
             }
         }
         guard !found.isEmpty else { return }
-        for name in found { headers.remove(name: name) }
+        for name in found { headers.removeIfPresent(name) }
         if keepUpgrade, let protocolName = upgrade {
             headers.replaceOrAdd(name: "Connection", value: "upgrade")
             headers.replaceOrAdd(name: "Upgrade", value: protocolName)
@@ -57,7 +57,7 @@ enum HeaderRules {
     static func backendRequest(_ head: HTTPRequestHead, clientIP: String?, isTLS: Bool, requestID: String) -> HTTPRequestHead {
         var out = head
         let upgrade = isUpgrade(head)
-        let chunked = !head.headers["transfer-encoding"].isEmpty && head.headers["content-length"].isEmpty
+        let chunked = head.headers.contains(name: "transfer-encoding") && !head.headers.contains(name: "content-length")
         removeHopByHop(&out.headers, keepUpgrade: upgrade)
         // The body is framed anew: chunked when its length is unknown (the
         // encoder would send a GET's body unframed otherwise).
@@ -66,7 +66,7 @@ enum HeaderRules {
             let prior = out.headers["x-forwarded-for"].joined(separator: ", ")
             out.headers.replaceOrAdd(name: "X-Forwarded-For", value: prior.isEmpty ? clientIP : "\(prior), \(clientIP)")
         }
-        if out.headers["x-forwarded-proto"].isEmpty {
+        if !out.headers.contains(name: "x-forwarded-proto") {
             out.headers.add(name: "X-Forwarded-Proto", value: isTLS ? "https" : "http")
         }
         out.headers.replaceOrAdd(name: "X-Request-Id", value: requestID)
@@ -116,13 +116,13 @@ enum HeaderRules {
     /// the connection can end the body (an HTTP/1.0 client).
     static func frameResponse(_ head: inout HTTPResponseHead, requestMethod: HTTPMethod) -> Bool {
         let status = head.status.code
-        head.headers.remove(name: "transfer-encoding")
+        head.headers.removeIfPresent("transfer-encoding")
         if (100..<200).contains(status) || status == 204 {
-            head.headers.remove(name: "content-length")
+            head.headers.removeIfPresent("content-length")
             return true
         }
         if requestMethod == .HEAD || status == 304 { return true }
-        if !head.headers["content-length"].isEmpty { return true }
+        if head.headers.contains(name: "content-length") { return true }
         if head.version.major == 1 && head.version.minor >= 1 {
             head.headers.add(name: "Transfer-Encoding", value: "chunked")
             return true
@@ -136,6 +136,14 @@ enum HeaderRules {
         case .GET, .HEAD, .OPTIONS, .TRACE, .PUT, .DELETE: return true
         default: return false
         }
+    }
+}
+
+extension HTTPHeaders {
+    /// Removes the headers of a name, without touching (and so copying,
+    /// when shared) the headers when there is none.
+    mutating func removeIfPresent(_ name: String) {
+        if contains(name: name) { remove(name: name) }
     }
 }
 
