@@ -128,10 +128,11 @@ int cshuttle_receive_datagrams(
     return n;
 }
 
-/// Where datagram `i` goes: the same place as datagram `j`?
-static int same_destination(const struct sockaddr_storage *to, const uint32_t *lengths, int i, int j) {
+/// Whether datagrams `i` and `j` go to the same place (always, on a
+/// connected socket: `to` is NULL).
+static int same_destination(const struct sockaddr_storage *to, const uint32_t *address_lengths, int i, int j) {
     if (!to) return 1;
-    return lengths[i] == lengths[j] && memcmp(&to[i], &to[j], lengths[i]) == 0;
+    return address_lengths[i] == address_lengths[j] && memcmp(&to[i], &to[j], address_lengths[i]) == 0;
 }
 
 /// Lays out `count` datagrams from `first` on as messages: one each, or,
