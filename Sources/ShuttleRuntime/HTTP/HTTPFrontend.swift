@@ -165,13 +165,27 @@ public final class HTTPFrontend: Sendable {
             return driver.control.makeFailedFuture(ListenError.badAddress(address))
         }
         let host = parsed.host == .any ? "0.0.0.0" : parsed.hostString
-        return ServerBootstrap(group: driver.group)
+        var bootstrap = ServerBootstrap(group: driver.group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.maxMessagesPerRead, value: 64)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.recvAllocator, value: Self.clientReadAllocator)
-            .childChannelInitializer(initializer)
+        #if os(Linux)
+        // Accepted sockets inherit TCP_NODELAY from the listening one.
+        bootstrap = bootstrap.serverChannelOption(.socketOption(.tcp_nodelay), value: 1)
+        #else
+        bootstrap = bootstrap.childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+        #endif
+        return bootstrap
+            .childChannelInitializer { channel in
+                // Set here rather than as a child channel option, which NIO
+                // applies through a chain of futures for every connection.
+                do {
+                    try channel.syncOptions?.setOption(.recvAllocator, value: Self.clientReadAllocator)
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+                return initializer(channel)
+            }
             .bind(host: host, port: parsed.port)
             .map { $0 as any Channel }
     }
