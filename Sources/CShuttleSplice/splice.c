@@ -149,7 +149,8 @@ static int lay_out(
         int run = 1;
         size_t total = lengths[i];
         if (segment && lengths[i] > 0) {
-            while (i + run < count && run < CSHUTTLE_DATAGRAM_BATCH_MAX && lengths[i + run] > 0
+            // A run is at most a batch, 64 datagrams: no more than the kernel's UDP_MAX_SEGMENTS (64 or more).
+            while (i + run < count && lengths[i + run] > 0
                    && lengths[i + run] <= lengths[i] && total + lengths[i + run] <= CSHUTTLE_SEGMENTED_MAX
                    && same_destination(to, address_lengths, i, i + run)) {
                 total += lengths[i + run];

@@ -160,7 +160,9 @@ final class DatagramFlow: SpliceSource, PlacedClient, @unchecked Sendable {  // 
                 batch.outgoingLengths[position] = batch.lengths[index]
                 bytes += batch.lengths[index]
             }
-            if batch.sendOutgoing(on: backend, count: batched.count, addressed: false, segmentation: &segmentation) >= 0 { sent += bytes }
+            let went = batch.sendOutgoing(
+                on: backend, count: batched.count, addressed: false, segmentation: &segmentation)
+            if went >= 0 { sent += bytes }
         case .placing, .resolving:
             lastActive = loop.now
             for index in batched where queued.count < UDPServiceHandler.maximumQueued {
