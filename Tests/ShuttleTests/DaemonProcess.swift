@@ -16,6 +16,37 @@ final class DaemonProcess: Sendable {
         process = try ChildProcess(Self.binary.path, arguments)
     }
 
+    private init(process: ChildProcess) {
+        self.process = process
+    }
+
+    /// The user and group that an unprivileged daemon runs as: nobody.
+    static let unprivilegedID = 65534
+
+    /// The binary run as a user without privileges, as a production daemon
+    /// usually is. The tests run as root here (CI installs packages), so it
+    /// is started through setpriv(1) as nobody, from a copy in `directory`,
+    /// which nobody can reach (the checkout may not be). Under another user
+    /// already, it runs as that user.
+    static func unprivileged(_ arguments: [String], copyingTo directory: URL) throws -> DaemonProcess {
+        guard getuid() == 0 else { return try DaemonProcess(arguments) }
+        let copy = directory.appendingPathComponent("shuttle")
+        try FileManager.default.copyItem(at: binary, to: copy)
+        for path in [directory.path, copy.path] { chmod(path, 0o755) }
+        let id = String(unprivilegedID)
+        return DaemonProcess(
+            process: try ChildProcess(
+                "setpriv", ["--reuid=\(id)", "--regid=\(id)", "--clear-groups", "--", copy.path] + arguments))
+    }
+
+    /// The real user id the daemon runs as, from /proc.
+    var userID: Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(process.pid)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") })
+        else { return nil }
+        return line.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first.flatMap { Int($0) }
+    }
+
     /// What the daemon has written to standard error so far.
     var stderr: String { process.standardError }
 

@@ -28,7 +28,7 @@ public enum AdminServer {
             // TCP options only here: a unix socket refuses them.
             return bootstrap(driver, access)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .bind(host: host, port: hostPort.port)
         }
     }

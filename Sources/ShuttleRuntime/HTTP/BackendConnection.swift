@@ -53,7 +53,7 @@ final class BackendConnection: ChannelDuplexHandler, RemovableChannelHandler, @u
         }
         let connection = BackendConnection(backend: target.id, address: target.address)
         var bootstrap = ClientBootstrap(group: loop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             // NIO keeps one read buffer per read of an event (up to 64 KiB
             // each, while the answer's earlier parts are still on their way
             // out) and keeps them while the connection waits in the pool:

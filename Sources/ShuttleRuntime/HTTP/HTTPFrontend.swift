@@ -165,17 +165,16 @@ public final class HTTPFrontend: Sendable {
             return driver.control.makeFailedFuture(ListenError.badAddress(address))
         }
         let host = parsed.host == .any ? "0.0.0.0" : parsed.hostString
-        var bootstrap = ServerBootstrap(group: driver.group)
+        // NIO sets TCP_NODELAY on the listening socket, and on Linux the
+        // accepted sockets inherit it. (`socketOption(.tcp_nodelay)` would
+        // be SOL_SOCKET with TCP_NODELAY's number: SO_DEBUG, root's only.)
+        return ServerBootstrap(group: driver.group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.maxMessagesPerRead, value: 64)
-        #if os(Linux)
-        // Accepted sockets inherit TCP_NODELAY from the listening one.
-        bootstrap = bootstrap.serverChannelOption(.socketOption(.tcp_nodelay), value: 1)
-        #else
-        bootstrap = bootstrap.childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-        #endif
-        return bootstrap
+            #if !os(Linux)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            #endif
             .childChannelInitializer { channel in
                 // Set here rather than as a child channel option, which NIO
                 // applies through a chain of futures for every connection.

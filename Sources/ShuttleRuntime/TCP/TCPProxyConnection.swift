@@ -60,7 +60,7 @@ final class TCPProxyConnection: PlacedClient, @unchecked Sendable {  // confined
         let backendSide = GlueHandler()
         backendSide.onReadComplete = { [weak self] in self?.reportIfDue() }
         var bootstrap = ClientBootstrap(group: client.eventLoop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.allowRemoteHalfClosure, value: true)
             .channelOption(.recvAllocator, value: Self.readAllocator)
             .channelInitializer { channel in

@@ -11,7 +11,7 @@ struct ListenerOptionsTests {
     @Test("the listening socket has TCP_NODELAY (HTTP and HTTPS bind alike)")
     func noDelayOnTheListeningSocket() async throws {
         let harness = try await HTTPHarness.start()
-        let plain = try await harness.http.getOption(ChannelOptions.socketOption(.tcp_nodelay)).get()
+        let plain = try await harness.http.getOption(ChannelOptions.tcpOption(.tcp_nodelay)).get()
         #expect(plain != 0)
         await harness.shutdown()
     }
