@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <netinet/in.h>
@@ -13,6 +14,11 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+// Linux 4.5; older headers lack the name.
+#ifndef SO_ATTACH_REUSEPORT_CBPF
+#define SO_ATTACH_REUSEPORT_CBPF 51
+#endif
 
 // UDP GSO (Linux 4.18); older headers lack the names.
 #ifndef UDP_SEGMENT
@@ -95,6 +101,25 @@ int cshuttle_accept(int fd, void *address, uint32_t *length) {
 }
 
 int cshuttle_tcp_socket(int family) { return socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0); }
+
+int cshuttle_reuseport_confine(int fd, uint32_t count) {
+    if (count == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct sock_filter code[] = {
+        // A = the packet's flow hash (the sender's, on loopback; the NIC's)
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_RXHASH),
+        // none: an index past the group, so that the kernel picks by its own hash
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, 0xffffffffu),
+        // else: one of the first `count` sockets
+        BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, count),
+        BPF_STMT(BPF_RET | BPF_A, 0),
+    };
+    struct sock_fprog program = {.len = sizeof(code) / sizeof(code[0]), .filter = code};
+    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &program, sizeof(program));
+}
 
 int cshuttle_udp_socket(int family) { return socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0); }
 

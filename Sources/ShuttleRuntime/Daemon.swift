@@ -117,7 +117,7 @@ public final class Daemon: Sendable {
     public let frontend: HTTPFrontend
     let certificates: CertificateStore?
     let accessLog: AccessLog
-    let virtualHostListeners = NIOLockedValueBox<[any Channel]>([])
+    let virtualHostListeners = NIOLockedValueBox<[VirtualHostListener]>([])
     let initialConfig: Config
     let recording: RecordFile?
 
@@ -209,7 +209,7 @@ public final class Daemon: Sendable {
         case .notFound(let message):
             throw StartError.invalidConfig(file: options.config ?? "config", problems: [ConfigProblem(path: "", reason: message)])
         }
-        var listeners: [any Channel] = []
+        var listeners: [VirtualHostListener] = []
         if let http = options.http {
             do {
                 listeners.append(try await frontend.bindHTTP(http).get())

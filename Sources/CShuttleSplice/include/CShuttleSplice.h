@@ -53,6 +53,13 @@ int cshuttle_accept(int fd, void *address, uint32_t *length);
 /// A nonblocking, close-on-exec TCP socket of the family.
 int cshuttle_tcp_socket(int family);
 
+/// Makes a SO_REUSEPORT group (`fd` is one of its sockets) hand each new
+/// connection to one of its first `count` sockets, chosen by the packet's
+/// flow hash: a socket that joins the group later (another program of the
+/// same user binding the port with SO_REUSEPORT) gets none. A packet with
+/// no hash goes where the kernel's own choice puts it. 0, or -1 and errno.
+int cshuttle_reuseport_confine(int fd, uint32_t count);
+
 /// A nonblocking, close-on-exec UDP socket of the family.
 int cshuttle_udp_socket(int family);
 

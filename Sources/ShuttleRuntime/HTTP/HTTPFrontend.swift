@@ -104,7 +104,7 @@ public final class HTTPFrontend: Sendable {
     }
 
     /// Binds a plain HTTP virtual-host listener.
-    public func bindHTTP(_ address: String) -> EventLoopFuture<any Channel> {
+    public func bindHTTP(_ address: String) -> EventLoopFuture<VirtualHostListener> {
         bind(address) { channel in
             channel.eventLoop.makeCompletedFuture {
                 try Self.addHTTPHandlers(to: channel, frontend: self, isTLS: false)
@@ -113,7 +113,7 @@ public final class HTTPFrontend: Sendable {
     }
 
     /// Binds the HTTPS virtual-host listener; certificates come from `store`.
-    public func bindHTTPS(_ address: String, certificates store: CertificateStore) -> EventLoopFuture<any Channel> {
+    public func bindHTTPS(_ address: String, certificates store: CertificateStore) -> EventLoopFuture<VirtualHostListener> {
         let context: NIOSSLContext
         do {
             context = try store.makeServerContext()
@@ -158,35 +158,27 @@ public final class HTTPFrontend: Sendable {
     /// (NIO's default starts at 2 KiB: 1.5 MiB more for 1,000 idle clients).
     static let clientReadAllocator = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 64 * 1024)
 
+    /// How many clients one wake-up of a loop accepts from its socket
+    /// before it serves its other connections.
+    static let acceptsPerWakeup = 16
+
     func bind(_ address: String, initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>)
-        -> EventLoopFuture<any Channel>
+        -> EventLoopFuture<VirtualHostListener>
     {
-        guard case .success(let parsed) = HostPort.parse(address, listening: true) else {
-            return driver.control.makeFailedFuture(ListenError.badAddress(address))
-        }
-        let host = parsed.host == .any ? "0.0.0.0" : parsed.hostString
-        // NIO sets TCP_NODELAY on the listening socket, and on Linux the
-        // accepted sockets inherit it. (`socketOption(.tcp_nodelay)` would
-        // be SOL_SOCKET with TCP_NODELAY's number: SO_DEBUG, root's only.)
-        return ServerBootstrap(group: driver.group)
-            .serverChannelOption(.backlog, value: 1024)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .serverChannelOption(.maxMessagesPerRead, value: 64)
-            #if !os(Linux)
-            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            #endif
-            .childChannelInitializer { channel in
-                // Set here rather than as a child channel option, which NIO
-                // applies through a chain of futures for every connection.
-                do {
-                    try channel.syncOptions?.setOption(.recvAllocator, value: Self.clientReadAllocator)
-                } catch {
-                    return channel.eventLoop.makeFailedFuture(error)
+        VirtualHostListener.bind(address, group: driver.group) { bootstrap in
+            bootstrap
+                .serverChannelOption(.maxMessagesPerRead, value: UInt(Self.acceptsPerWakeup))
+                .childChannelInitializer { channel in
+                    // Set here rather than as a child channel option, which
+                    // NIO applies through a chain of futures for every connection.
+                    do {
+                        try channel.syncOptions?.setOption(.recvAllocator, value: Self.clientReadAllocator)
+                    } catch {
+                        return channel.eventLoop.makeFailedFuture(error)
+                    }
+                    return initializer(channel)
                 }
-                return initializer(channel)
-            }
-            .bind(host: host, port: parsed.port)
-            .map { $0 as any Channel }
+        }
     }
 
     /// Closes the idle backend connections of every pool.

@@ -83,20 +83,24 @@ struct SpliceAddress: @unchecked Sendable {  // plain bytes
     /// family, or its host name resolved (blocking: a few system calls on
     /// the caller's thread).
     static func listening(on listener: Listener) throws -> SpliceAddress {
-        guard case .success(let parsed) = HostPort.parse(listener.address, listening: true) else {
-            throw ListenError.badAddress(listener.address)
+        try listening(on: listener.address, network: listener.network)
+    }
+
+    static func listening(on address: String, network: Network) throws -> SpliceAddress {
+        guard case .success(let parsed) = HostPort.parse(address, listening: true) else {
+            throw ListenError.badAddress(address)
         }
         let host: String
         switch parsed.host {
         case .any:
-            return SpliceAddress(ip: family(of: listener.network) == AF_INET6 ? "::" : "0.0.0.0", port: parsed.port)!
+            return SpliceAddress(ip: family(of: network) == AF_INET6 ? "::" : "0.0.0.0", port: parsed.port)!
         case .ipv4(let ip), .ipv6(let ip):
             if let literal = SpliceAddress(ip: ip, port: parsed.port) { return literal }
             host = ip
         case .name(let name):
             host = name
         }
-        switch resolve(host, port: parsed.port, family: family(of: listener.network), passive: true) {
+        switch resolve(host, port: parsed.port, family: family(of: network), passive: true) {
         case .success(let address): return address
         case .failure(let error): throw error
         }

@@ -15,8 +15,8 @@ final class HTTPHarness: Sendable {
     let frontend: HTTPFrontend
     let accessLog: AccessLog
     let lines: NIOLockedValueBox<[String]>
-    let http: any Channel
-    let https: (any Channel)?
+    let http: VirtualHostListener
+    let https: VirtualHostListener?
     let certificates: CertificateStore?
 
     var group: MultiThreadedEventLoopGroup { proxy.group }
@@ -26,7 +26,7 @@ final class HTTPHarness: Sendable {
 
     private init(
         proxy: ProxyHarness, frontend: HTTPFrontend, accessLog: AccessLog, lines: NIOLockedValueBox<[String]>,
-        http: any Channel, https: (any Channel)?, certificates: CertificateStore?
+        http: VirtualHostListener, https: VirtualHostListener?, certificates: CertificateStore?
     ) {
         self.proxy = proxy
         self.frontend = frontend
@@ -48,7 +48,7 @@ final class HTTPHarness: Sendable {
             })
         let frontend = HTTPFrontend(driver: proxy.driver, accessLog: accessLog)
         let http = try await frontend.bindHTTP("127.0.0.1:0").get()
-        var https: (any Channel)?
+        var https: VirtualHostListener?
         var store: CertificateStore?
         if let directory {
             let certificates = CertificateStore(directory: directory.path, logger: testLogger())

@@ -38,10 +38,17 @@ enum RawSocket {
         return address
     }
 
-    /// A listening socket on a free port; returns it and the port.
-    static func listen(backlog: Int32 = 128) throws -> (fd: Int32, port: Int) {
+    /// A listening socket on a free port, or on `port`; returns it and the
+    /// port. With `reusePort`, it sets SO_REUSEADDR and SO_REUSEPORT as
+    /// HAProxy does, to share the port with other such sockets of the user.
+    static func listen(port: Int = 0, reusePort: Bool = false, backlog: Int32 = 128) throws -> (fd: Int32, port: Int) {
         let fd = try makeSocket()
-        var address = loopback(port: 0)
+        if reusePort {
+            var one: Int32 = 1
+            _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            _ = setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
+        var address = loopback(port: port)
         try check(withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
             bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }, "bind")
         #if canImport(Glibc)
