@@ -46,12 +46,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, @un
     /// Waiting parts are being handled (handling one can end an answer,
     /// which hands on the next: a loop, not a recursion).
     private var deliveringQueued = false
-    var idleTimer: Scheduled<Void>?
-    /// The connection's response timer (see `startResponseTimer`), and when it fires.
-    private var responseTimer: Scheduled<Void>?
-    private var responseTimerDue: NIODeadline?
-    /// When the armed idle timer fires, and since when the connection is idle.
-    private var idleDeadline: NIODeadline?
+    /// The connection's idle timer, and its response timer (see
+    /// `startResponseTimer`): each made when first armed.
+    var idleTimer: ConnectionTimer?
+    private var responseTimer: ConnectionTimer?
+    /// Since when the connection is idle.
     private var idleSince = NIODeadline.now()
     var idleTimeout = HTTPProxyHandler.idleTimeout
     private(set) var clientIP: String?
@@ -83,12 +82,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, @un
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        idleTimer?.cancel()
+        idleTimer?.stop()
         idleTimer = nil
-        idleDeadline = nil
-        responseTimer?.cancel()
+        responseTimer?.stop()
         responseTimer = nil
-        responseTimerDue = nil
         // The context holds this handler: keeping it (or the codec
         // handlers) past removal would keep the whole pipeline alive, about
         // 2.7 KiB leaked for every connection.
@@ -210,8 +207,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, @un
     func channelInactive(context: ChannelHandlerContext) {
         idleTimer?.cancel()
         responseTimer?.cancel()
-        responseTimer = nil
-        responseTimerDue = nil
         if let exchange {
             self.exchange = nil
             exchange.responseDeadline = nil
@@ -241,29 +236,25 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, @un
     func armIdleTimer() {
         idleSince = .now()
         let due = idleSince + idleTimeout
-        if let armed = idleDeadline, armed <= due { return }
+        if let armed = idleTimer?.due, armed <= due { return }
         scheduleIdleTimer(at: due)
     }
 
     private func scheduleIdleTimer(at due: NIODeadline) {
-        idleTimer?.cancel()
-        idleDeadline = due
-        idleTimer = context.eventLoop.scheduleTask(deadline: due) { [weak self] in self?.idleTimerFired() }
+        if idleTimer == nil { idleTimer = ConnectionTimer(.idle, owner: self, loop: context.eventLoop) }
+        idleTimer?.schedule(at: due)
     }
 
     /// Makes sure the response timer fires by `deadline`.
     func armResponseTimer(at deadline: NIODeadline) {
-        if let due = responseTimerDue, due <= deadline { return }
-        responseTimer?.cancel()
-        responseTimerDue = deadline
-        responseTimer = context.eventLoop.scheduleTask(deadline: deadline) { [weak self] in self?.responseTimerFired() }
+        if let due = responseTimer?.due, due <= deadline { return }
+        if responseTimer == nil { responseTimer = ConnectionTimer(.response, owner: self, loop: context.eventLoop) }
+        responseTimer?.schedule(at: deadline)
     }
 
     /// The exchange awaiting an answer past its deadline gets a 504; one
     /// whose deadline is still ahead is waited for.
-    private func responseTimerFired() {
-        responseTimer = nil
-        responseTimerDue = nil
+    func responseTimerFired() {
         guard context != nil, let exchange, let deadline = exchange.responseDeadline, exchange.responseHead == nil,
             exchange.isForwarding
         else { return }
@@ -275,9 +266,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, @un
         failExchange(exchange, status: .gatewayTimeout, reason: "no answer within \(limit) ms")
     }
 
-    private func idleTimerFired() {
-        idleTimer = nil
-        idleDeadline = nil
+    func idleTimerFired() {
         // Busy: the end of the exchange arms the timer again.
         guard let context, exchange == nil else { return }
         let due = idleSince + idleTimeout
