@@ -1,49 +1,9 @@
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import ShuttleModel
 import ShuttleRuntime
 import ShuttleTestSupport
 import Testing
-
-/// A UDP client that collects the replies it gets.
-final class UDPClient: Sendable {
-    let channel: any Channel
-    let replies: NIOLockedValueBox<[String]>
-
-    init(group: any EventLoopGroup) async throws {
-        let replies = NIOLockedValueBox<[String]>([])
-        self.replies = replies
-        channel = try await DatagramBootstrap(group: group)
-            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ReplyCollector(replies: replies))
-                }
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
-    }
-
-    func send(_ text: String, to port: Int) async throws {
-        let address = try SocketAddress(ipAddress: "127.0.0.1", port: port)
-        try await channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: ByteBuffer(string: text)))
-    }
-
-    /// Waits until exactly `count` replies have come (true), or gives up.
-    func waitForReplies(_ count: Int) async -> Bool {
-        await eventually { replies.withLockedValue { $0.count } == count }
-    }
-
-    final class ReplyCollector: ChannelInboundHandler {
-        typealias InboundIn = AddressedEnvelope<ByteBuffer>
-        let replies: NIOLockedValueBox<[String]>
-        init(replies: NIOLockedValueBox<[String]>) { self.replies = replies }
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            let text = String(buffer: unwrapInboundIn(data).data)
-            replies.withLockedValue { $0.append(text) }
-        }
-    }
-}
 
 /// A UDP service on a free port of 127.0.0.1 with `echo` as its one backend.
 func echoService(_ name: String, _ echo: any Channel) -> ServiceConfig {

@@ -99,6 +99,13 @@ final class DaemonProcess: Sendable {
     }
 }
 
+/// Runs curl; returns its exit status, standard output and standard error.
+func curl(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
+    let process = try ChildProcess("curl", ["--silent", "--show-error", "--max-time", "20"] + arguments, keepOutput: true)
+    let status = process.waitUntilExit()
+    return (status, process.standardOutput, process.standardError)
+}
+
 /// A scratch directory for one test.
 func temporaryDirectory() throws -> URL {
     let url = FileManager.default.temporaryDirectory.appendingPathComponent("shuttle-e2e-\(UUID().uuidString)")

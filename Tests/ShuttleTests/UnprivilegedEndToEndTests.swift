@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import NIOPosix
 import ShuttleTestSupport
 import Testing
@@ -59,17 +56,19 @@ struct UnprivilegedEndToEndTests {
             #expect(viaHost.status == 200)
             #expect(viaHost.text == "the backend")
         }
-        let secure = try ChildProcess(
-            "curl", ["--silent", "--show-error", "--max-time", "20", "-k", "--resolve", "web.test:\(httpsPort):127.0.0.1",
-                     "https://web.test:\(httpsPort)/"], keepOutput: true)
-        #expect(secure.waitUntilExit() == 0, "\(secure.standardError)")
-        #expect(secure.standardOutput == "the backend")
+        let secure = try curl(["-k", "--resolve", "web.test:\(httpsPort):127.0.0.1", "https://web.test:\(httpsPort)/"])
+        #expect(secure.status == 0, "\(secure.error)")
+        #expect(secure.output == "the backend")
         // The TCP service's listener and its backend connections.
         for _ in 0..<4 {
             #expect(try Self.get(port: tcpPort, host: "any.test").text == "the backend")
         }
         // The UDP service.
-        #expect(try Self.exchange("hello", port: udpPort) == "echo:hello")
+        let client = try await UDPClient(group: Self.group)
+        try await client.send("hello", to: udpPort)
+        #expect(await client.waitForReplies(1))
+        #expect(client.replies.withLockedValue { $0 } == ["echo:hello"])
+        try await client.channel.close()
         // The admin API's connections.
         let stats = try admin(adminPort, "GET", "/_stats")
         #expect(stats.status == 200)
@@ -78,31 +77,6 @@ struct UnprivilegedEndToEndTests {
         #expect(await daemon.waitForExit() == 0, "\(daemon.stderr)")
         await backend.close()
         try await echo.close()
-    }
-
-    /// One datagram to 127.0.0.1:`port`, and the answer (waited for up to 10 s).
-    static func exchange(_ text: String, port: Int) throws -> String {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        guard fd >= 0 else { throw RawHTTPClient.Failure(description: "socket: errno \(errno)") }
-        defer { close(fd) }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let sent = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { target in
-                Array(text.utf8).withUnsafeBytes {
-                    sendto(fd, $0.baseAddress, $0.count, 0, target, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
-        }
-        guard sent >= 0 else { throw RawHTTPClient.Failure(description: "sendto: errno \(errno)") }
-        var buffer = [UInt8](repeating: 0, count: 2048)
-        let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        guard count >= 0 else { throw RawHTTPClient.Failure(description: "recv: errno \(errno)") }
-        return String(decoding: buffer[..<count], as: UTF8.self)
     }
 
     /// GET / with this Host header, on a connection of its own.

@@ -8,14 +8,6 @@ import Testing
 struct VirtualHostEndToEndTests {
     static let group = MultiThreadedEventLoopGroup.singleton
 
-    /// Runs curl; returns its exit status, standard output and standard error.
-    func curl(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
-        let process = try ChildProcess(
-            "curl", ["--silent", "--show-error", "--max-time", "20"] + arguments, keepOutput: true)
-        let status = process.waitUntilExit()
-        return (status, process.standardOutput, process.standardError)
-    }
-
     @Test("-http and -https serve two virtual hosts; SIGHUP reloads the certificates")
     func twoVirtualHosts() async throws {
         let directory = try temporaryDirectory()

@@ -1,0 +1,42 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// A UDP client that collects the replies it gets.
+public final class UDPClient: Sendable {
+    public let channel: any Channel
+    public let replies: NIOLockedValueBox<[String]>
+
+    public init(group: any EventLoopGroup) async throws {
+        let replies = NIOLockedValueBox<[String]>([])
+        self.replies = replies
+        channel = try await DatagramBootstrap(group: group)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ReplyCollector(replies: replies))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+    }
+
+    public func send(_ text: String, to port: Int) async throws {
+        let address = try SocketAddress(ipAddress: "127.0.0.1", port: port)
+        try await channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: ByteBuffer(string: text)))
+    }
+
+    /// Waits until exactly `count` replies have come (true), or gives up.
+    public func waitForReplies(_ count: Int) async -> Bool {
+        await eventually { replies.withLockedValue { $0.count } == count }
+    }
+
+    final class ReplyCollector: ChannelInboundHandler {
+        typealias InboundIn = AddressedEnvelope<ByteBuffer>
+        let replies: NIOLockedValueBox<[String]>
+        init(replies: NIOLockedValueBox<[String]>) { self.replies = replies }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let text = String(buffer: unwrapInboundIn(data).data)
+            replies.withLockedValue { $0.append(text) }
+        }
+    }
+}
