@@ -9,10 +9,16 @@ enum HeaderRules {
         "te", "trailer", "transfer-encoding", "upgrade",
     ]
 
-    /// Removes the hop-by-hop headers, and those that `Connection` names.
-    /// An upgrade (WebSocket) keeps `Connection: upgrade` and `Upgrade`.
-    /// One pass finds what is there (usually `Connection` alone, or nothing),
-    /// so that only those names are removed.
+    /// Headers a `Connection` token never removes. Without its
+    /// `Content-Length`, a request's body reached the backend unframed and
+    /// was read there as a request of its own, which the proxy never saw
+    /// (request smuggling); without `Host` it could not be routed.
+    static let kept: Set<String> = ["content-length", "host"]
+
+    /// Removes the hop-by-hop headers, and those that `Connection` names
+    /// (but for `kept`). An upgrade (WebSocket) keeps `Connection: upgrade`
+    /// and `Upgrade`. One pass finds what is there (usually `Connection`
+    /// alone, or nothing), so that only those names are removed.
     static func removeHopByHop(_ headers: inout HTTPHeaders, keepUpgrade: Bool) {
         var found: [String] = []
         var upgrade: String?
@@ -24,7 +30,7 @@ enum HeaderRules {
             if lowered == "connection" {
                 for token in value.split(separator: ",") {
                     let named = token.trimmingSpaces().lowercased()
-                    if !named.isEmpty && !found.contains(named) { found.append(named) }
+                    if !named.isEmpty && !found.contains(named) && !kept.contains(named) { found.append(named) }
                 }
             }
         }

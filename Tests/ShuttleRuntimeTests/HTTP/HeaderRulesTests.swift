@@ -34,6 +34,28 @@ struct HeaderRulesTests {
         #expect(head.headers["x-kept"] == ["yes"])
     }
 
+    @Test("Connection cannot name Content-Length or Host away: a body never reaches the backend unframed")
+    func connectionCannotRemoveFraming() async throws {
+        let harness = try await HTTPHarness.start()
+        let server = try await TestHTTPBackend.start(.named("a"), group: harness.group)
+        try await harness.apply([vhostService("h", hosts: ["h.test"], backends: [backend("a", server)])])
+        let connection = try await harness.connect()
+        // Were Content-Length removed, the backend would read the body as a
+        // request of its own, one the proxy never saw (request smuggling).
+        let first = try await connection.request(
+            "GET", "/first", host: "h.test", headers: [("Connection", "content-length, host")],
+            body: "GET /smuggled HTTP/1.1\r\nHost: h.test\r\n\r\n")
+        #expect(first.status == 200)
+        let second = try await connection.request("GET", "/second", host: "h.test")
+        #expect(second.status == 200)
+        #expect(server.requests.map(\.uri) == ["/first", "/second"])
+        #expect(server.requests.first?.headers["content-length"] == ["40"])
+        #expect(server.requests.first?.headers["host"] == ["h.test"])
+        await connection.close()
+        await server.close()
+        await harness.shutdown()
+    }
+
     @Test("hop-by-hop headers of the backend's answer are removed on the way to the client")
     func hopByHopResponse() async throws {
         let (response, _, _) = try await roundTrip([])
