@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "shuttle", targets: ["shuttle"]),
         .library(name: "ShuttleModel", targets: ["ShuttleModel"]),
+        .library(name: "ShuttleHTTPWire", targets: ["ShuttleHTTPWire"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -25,6 +26,9 @@ let package = Package(
         // The pure, deterministic heart: config, validation, merge, registry,
         // balancers, health. Standard library and Foundation only.
         .target(name: "ShuttleModel"),
+        // HTTP/1.1 messages read and written as bytes, in place: no I/O, no
+        // allocation per message. Standard library only.
+        .target(name: "ShuttleHTTPWire"),
         // The Linux calls of the splice relay that Glibc's Swift module does
         // not show (splice, pipe2, accept4, epoll, eventfd).
         .target(name: "CShuttleSplice"),
@@ -32,7 +36,7 @@ let package = Package(
         .target(
             name: "ShuttleRuntime",
             dependencies: [
-                "ShuttleModel", "CShuttleSplice",
+                "ShuttleModel", "ShuttleHTTPWire", "CShuttleSplice",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -81,6 +85,7 @@ let package = Package(
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
@@ -92,7 +97,7 @@ let package = Package(
         .testTarget(
             name: "ShuttleRuntimeTests",
             dependencies: [
-                "ShuttleModel", "ShuttleRuntime", "ShuttleTestSupport",
+                "ShuttleModel", "ShuttleRuntime", "ShuttleHTTPWire", "ShuttleTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -102,6 +107,14 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
+        // The wire format, checked against NIOHTTP1's reading of the same bytes.
+        .testTarget(
+            name: "ShuttleHTTPWireTests",
+            dependencies: [
+                "ShuttleHTTPWire", "ShuttleTestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),

@@ -5,7 +5,7 @@
 /// Strict like the head scanner: chunk sizes are hex digits and nothing
 /// else (no whitespace before an extension or the line's end), every line
 /// ends in CRLF, and a chunk's data is followed by CRLF.
-struct ChunkedBodyScanner {
+public struct ChunkedBodyScanner {
     private enum State: Equatable {
         /// Before a chunk size's first digit.
         case sizeStart
@@ -27,7 +27,7 @@ struct ChunkedBodyScanner {
         case done
     }
 
-    enum Progress: Equatable {
+    public enum Progress: Equatable, Sendable {
         /// Every byte given is the body's; more is to come.
         case more
         /// The body ends after this many of the bytes given.
@@ -36,11 +36,13 @@ struct ChunkedBodyScanner {
     }
 
     private var state = State.sizeStart
+
+    public init() {}
     /// The chunk size being read, then the data left of the chunk.
     private var remaining: UInt64 = 0
 
     /// Reads `bytes`, which follow those read before.
-    mutating func advance(over bytes: UnsafeRawBufferPointer) -> Progress {
+    public mutating func advance(over bytes: UnsafeRawBufferPointer) -> Progress {
         var index = 0
         let count = bytes.count
         while index < count {
@@ -122,7 +124,7 @@ struct ChunkedBodyScanner {
     }
 
     /// The body has ended.
-    var isDone: Bool { state == .done }
+    public var isDone: Bool { state == .done }
 
     private mutating func fail() -> Progress {
         state = .done

@@ -17,11 +17,11 @@
 /// `Transfer-Encoding` in HTTP/1.0 is refused. Every head this scanner takes,
 /// NIOHTTP1's llhttp takes too, and reads the same way
 /// (`HTTPWireDifferentialTests`).
-struct HTTPHeadScanner {
+public struct HTTPHeadScanner {
     /// The longest head taken, through its blank line.
-    let limit: Int
+    public let limit: Int
     /// Each field of the last head scanned, in order.
-    private(set) var fields: [HTTPFieldRange] = []
+    public private(set) var fields: [HTTPFieldRange] = []
     /// How far the bytes were searched for the end of the head without
     /// finding it: a head that arrives in pieces is searched once, not
     /// again from its start for every piece.
@@ -29,25 +29,25 @@ struct HTTPHeadScanner {
     /// A byte other than CR and LF was seen in what was searched.
     private var startSeen = false
 
-    init(limit: Int = 64 * 1024) {
+    public init(limit: Int = 64 * 1024) {
         self.limit = limit
         fields.reserveCapacity(32)
     }
 
     /// Reads the request head at the start of `bytes`. Empty lines before
     /// it are skipped (RFC 9112 §2.2), and counted in its `length`.
-    mutating func scanRequest(_ bytes: UnsafeRawBufferPointer) -> HTTPHeadScan {
+    public mutating func scanRequest(_ bytes: UnsafeRawBufferPointer) -> HTTPHeadScan {
         scan(bytes, request: true, toHEAD: false)
     }
 
     /// Reads the response head at the start of `bytes`, the answer to a
     /// request whose method was HEAD if `toHEAD`.
-    mutating func scanResponse(_ bytes: UnsafeRawBufferPointer, toHEAD: Bool) -> HTTPHeadScan {
+    public mutating func scanResponse(_ bytes: UnsafeRawBufferPointer, toHEAD: Bool) -> HTTPHeadScan {
         scan(bytes, request: false, toHEAD: toHEAD)
     }
 
     /// Forgets a head searched in part (the connection moved on).
-    mutating func reset() {
+    public mutating func reset() {
         searched = 0
         startSeen = false
     }
@@ -130,13 +130,18 @@ struct HTTPHeadScanner {
 
 /// A field's name and value, as offsets into the head's bytes. The value
 /// has no leading or trailing whitespace.
-struct HTTPFieldRange: Equatable, Sendable {
-    var name: Range<Int>
-    var value: Range<Int>
+public struct HTTPFieldRange: Equatable, Sendable {
+    public var name: Range<Int>
+    public var value: Range<Int>
+
+    public init(name: Range<Int>, value: Range<Int>) {
+        self.name = name
+        self.value = value
+    }
 }
 
 /// How the body after a head is delimited (RFC 9112 §6).
-enum HTTPBodyFraming: Equatable, Sendable {
+public enum HTTPBodyFraming: Equatable, Sendable {
     /// No body: the next message starts right after the head.
     case none
     case length(UInt64)
@@ -146,7 +151,7 @@ enum HTTPBodyFraming: Equatable, Sendable {
 }
 
 /// What a scan found.
-enum HTTPHeadScan: Equatable {
+public enum HTTPHeadScan: Equatable, Sendable {
     /// The head has not all arrived.
     case incomplete
     case head(HTTPHead)
@@ -154,59 +159,61 @@ enum HTTPHeadScan: Equatable {
 }
 
 /// A head that is read: where its parts lie in the bytes scanned.
-struct HTTPHead: Equatable, Sendable {
+public struct HTTPHead: Equatable, Sendable {
     /// Bytes from the start of the buffer through the blank line.
-    var length: Int
+    public var length: Int
     /// Where the start line begins (after skipped empty lines).
-    var start = 0
+    public var start = 0
     /// A request's method and target.
-    var method: Range<Int> = 0..<0
-    var target: Range<Int> = 0..<0
-    /// A response's status code.
-    var status = 0
+    public var method: Range<Int> = 0..<0
+    public var target: Range<Int> = 0..<0
+    /// A response's status code and reason phrase.
+    public var status = 0
+    public var reason: Range<Int> = 0..<0
     /// The `x` of HTTP/1.x.
-    var minorVersion = 1
-    var framing = HTTPBodyFraming.none
+    public var minorVersion = 1
+    public var framing = HTTPBodyFraming.none
     /// The tokens of the `Connection` fields.
-    var connection = HTTPConnectionTokens()
+    public var connection = HTTPConnectionTokens()
     /// A request's `Host` value (its only one).
-    var host: Range<Int>?
+    public var host: Range<Int>?
     /// A request with `Expect: 100-continue`.
-    var expectsContinue = false
+    public var expectsContinue = false
     /// An `Upgrade` field is present.
-    var hasUpgrade = false
+    public var hasUpgrade = false
 
-    init(length: Int) {
+    public init(length: Int) {
         self.length = length
     }
 
     /// The connection stays open after this message, by its version and
     /// `Connection` tokens.
-    var keepsAlive: Bool {
+    public var keepsAlive: Bool {
         if connection.contains(.close) { return false }
         return minorVersion >= 1 || connection.contains(.keepAlive)
     }
 }
 
 /// The `Connection` tokens that mean something to a proxy.
-struct HTTPConnectionTokens: OptionSet, Equatable, Sendable {
-    let rawValue: UInt8
-    static let close = HTTPConnectionTokens(rawValue: 1)
-    static let keepAlive = HTTPConnectionTokens(rawValue: 2)
-    static let upgrade = HTTPConnectionTokens(rawValue: 4)
+public struct HTTPConnectionTokens: OptionSet, Equatable, Sendable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    public static let close = HTTPConnectionTokens(rawValue: 1)
+    public static let keepAlive = HTTPConnectionTokens(rawValue: 2)
+    public static let upgrade = HTTPConnectionTokens(rawValue: 4)
     /// Another token: a field name to remove before forwarding.
-    static let other = HTTPConnectionTokens(rawValue: 8)
+    public static let other = HTTPConnectionTokens(rawValue: 8)
 }
 
 /// Why a head is refused; `status` is the answer to a client's request.
-enum HTTPHeadProblem: Error, Equatable, Sendable {
+public enum HTTPHeadProblem: Error, Equatable, Sendable {
     /// Longer than the scanner's limit (431 for a request).
     case tooLarge
     case malformed(Reason)
     /// Not HTTP/1.0 or 1.1 (505).
     case unsupportedVersion
 
-    enum Reason: String, Equatable, Sendable {
+    public enum Reason: String, Equatable, Sendable {
         case bareLineBreak = "a line ends without CRLF"
         case requestLine = "malformed request line"
         case statusLine = "malformed status line"
@@ -223,7 +230,7 @@ enum HTTPHeadProblem: Error, Equatable, Sendable {
     }
 
     /// The status a client is answered with.
-    var status: Int {
+    public var status: Int {
         switch self {
         case .tooLarge: 431
         case .malformed: 400
@@ -286,7 +293,11 @@ private struct LineReader {
         head.status = status
         if position < end, bytes[position] == .space {
             position += 1
+            let reasonStart = position
             while position < end, HTTPBytes.isTextByte(bytes[position]) { position += 1 }
+            head.reason = reasonStart..<position
+        } else {
+            head.reason = position..<position
         }
         return lineEnd() ? nil : .malformed(.statusLine)
     }

@@ -1,6 +1,6 @@
 import Testing
 
-@testable import ShuttleRuntime
+@testable import ShuttleHTTPWire
 
 /// Scans `text` (its bytes as UTF-8; `\u{..}` for raw control bytes).
 func scanRequest(_ text: String, scanner: inout HTTPHeadScanner) -> HTTPHeadScan {

@@ -1,83 +1,8 @@
-import NIOCore
-import NIOEmbedded
-import NIOHTTP1
 import PropertyBased
+import ShuttleTestSupport
 import Testing
 
-@testable import ShuttleRuntime
-
-/// What NIOHTTP1 (llhttp, strict) reads from some bytes: each message's
-/// head, body and whether it ended, or the error it stopped at.
-struct NIOReading {
-    struct Message {
-        var method = ""
-        var status = 0
-        var uri = ""
-        var minorVersion = 0
-        var fields: [(String, String)] = []
-        var body: [UInt8] = []
-        var ended = false
-    }
-    var messages: [Message] = []
-    var failed = false
-
-    /// Requests, through an HTTPRequestDecoder.
-    static func requests(_ bytes: [UInt8]) -> NIOReading {
-        let channel = EmbeddedChannel(handler: ByteToMessageHandler(HTTPRequestDecoder()))
-        var reading = NIOReading()
-        do {
-            try channel.writeInbound(ByteBuffer(bytes: bytes))
-        } catch {
-            reading.failed = true
-        }
-        while let part = try? channel.readInbound(as: HTTPServerRequestPart.self) {
-            switch part {
-            case .head(let head):
-                reading.messages.append(
-                    Message(
-                        method: head.method.rawValue, uri: head.uri, minorVersion: head.version.minor,
-                        fields: head.headers.map { ($0.name, $0.value) }))
-            case .body(let buffer): reading.messages[reading.messages.count - 1].body += Array(buffer.readableBytesView)
-            case .end: reading.messages[reading.messages.count - 1].ended = true
-            }
-        }
-        _ = try? channel.finish()
-        return reading
-    }
-
-    /// Responses to GET requests, through an HTTPResponseDecoder that saw
-    /// the requests go out; `close` ends the input as a closed connection.
-    static func responses(_ bytes: [UInt8], requests: Int, close: Bool) -> NIOReading {
-        let channel = EmbeddedChannel()
-        var reading = NIOReading()
-        do {
-            try channel.pipeline.syncOperations.addHandler(HTTPRequestEncoder())
-            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPResponseDecoder()))
-            for _ in 0..<requests {
-                try channel.writeOutbound(
-                    HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")))
-                try channel.writeOutbound(HTTPClientRequestPart.end(nil))
-            }
-            try channel.writeInbound(ByteBuffer(bytes: bytes))
-            if close { channel.pipeline.fireChannelInactive() }
-        } catch {
-            reading.failed = true
-        }
-        while let part = try? channel.readInbound(as: HTTPClientResponsePart.self) {
-            switch part {
-            case .head(let head):
-                reading.messages.append(
-                    Message(
-                        status: Int(head.status.code), minorVersion: head.version.minor,
-                        fields: head.headers.map { ($0.name, $0.value) }))
-            case .body(let buffer): reading.messages[reading.messages.count - 1].body += Array(buffer.readableBytesView)
-            case .end: reading.messages[reading.messages.count - 1].ended = true
-            }
-        }
-        _ = try? channel.finish()
-        return reading
-    }
-}
+@testable import ShuttleHTTPWire
 
 @Suite("HTTP wire: every head the scanner takes, NIOHTTP1 takes too and reads the same way")
 struct HTTPWireDifferentialTests {

@@ -1,0 +1,248 @@
+/// Heads written for the other side of the proxy straight from the bytes
+/// they were read from: the fields the proxy keeps are copied as they came,
+/// the hop-by-hop ones are left out, and the proxy's own are appended. The
+/// rules are the proxy's header rules (COMPAT.md, "HTTP virtual hosts"),
+/// the same as `HeaderRules` applies to NIOHTTP1's decoded heads
+/// (`HeadRewriteEquivalenceTests` checks that both give the same head).
+public enum HTTPHeadWriter {
+    /// The request as the backend gets it: in HTTP/1.1; hop-by-hop fields
+    /// and those `Connection` names left out (an upgrade keeps
+    /// `Connection: upgrade` and its `Upgrade`); `Transfer-Encoding:
+    /// chunked` again for a chunked body; `X-Forwarded-For` with the client
+    /// appended; `X-Forwarded-Proto` unless the client set it;
+    /// `X-Request-Id`.
+    public static func backendRequest(
+        _ head: HTTPHead, fields: [HTTPFieldRange], of bytes: UnsafeRawBufferPointer, clientIP: String?, isTLS: Bool,
+        requestID: String, into out: inout [UInt8]
+    ) {
+        append(bytes, head.method, to: &out)
+        out.append(.space)
+        append(bytes, head.target, to: &out)
+        append(" HTTP/1.1\r\n", to: &out)
+        let hasConnection = head.connection != []
+        var upgrade: Range<Int>?
+        var forwardedFor = false
+        var forwardedProto = false
+        for field in fields {
+            if isHopByHop(bytes, field.name) {
+                if upgrade == nil, HTTPBytes.equals(bytes, field.name, lowercase: "upgrade") { upgrade = field.value }
+                continue
+            }
+            if hasConnection && isNamedByConnection(field.name, fields: fields, of: bytes) { continue }
+            if HTTPBytes.equals(bytes, field.name, lowercase: "x-request-id") { continue }
+            if clientIP != nil, HTTPBytes.equals(bytes, field.name, lowercase: "x-forwarded-for") {
+                forwardedFor = true
+                continue
+            }
+            if HTTPBytes.equals(bytes, field.name, lowercase: "x-forwarded-proto") { forwardedProto = true }
+            appendField(bytes, field, to: &out)
+        }
+        if let upgrade, head.connection.contains(.upgrade) {
+            append("Connection: upgrade\r\nUpgrade: ", to: &out)
+            append(bytes, upgrade, to: &out)
+            append("\r\n", to: &out)
+        }
+        if head.framing == .chunked { append("Transfer-Encoding: chunked\r\n", to: &out) }
+        if clientIP != nil {
+            append("X-Forwarded-For: ", to: &out)
+            var first = true
+            if forwardedFor {
+                // The values the client sent, in order, then the client.
+                for field in fields where HTTPBytes.equals(bytes, field.name, lowercase: "x-forwarded-for") {
+                    if hasConnection && isNamedByConnection(field.name, fields: fields, of: bytes) { continue }
+                    if !first { append(", ", to: &out) }
+                    append(bytes, field.value, to: &out)
+                    first = false
+                }
+            }
+            if let clientIP {
+                if !first { append(", ", to: &out) }
+                out.append(contentsOf: clientIP.utf8)
+            }
+            append("\r\n", to: &out)
+        }
+        if !forwardedProto { append(isTLS ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n", to: &out) }
+        append("X-Request-Id: ", to: &out)
+        out.append(contentsOf: requestID.utf8)
+        append("\r\n\r\n", to: &out)
+    }
+
+    /// How the body of an answer goes to the client.
+    public enum ResponseBody: Equatable, Sendable {
+        /// No body follows the head.
+        case none
+        /// This many bytes, as they come.
+        case length(UInt64)
+        /// Chunked, as it came.
+        case chunked
+        /// The backend's body runs to its close: sent in chunks.
+        case chunkEncoded
+        /// Chunked from the backend, sent to an HTTP/1.0 client as its bytes
+        /// alone, and the client's connection closed after it.
+        case dechunked
+        /// To the backend's close, as it comes; the client's connection is
+        /// closed after it.
+        case untilClose
+    }
+
+    /// The answer as the client gets it: in the client's HTTP version;
+    /// hop-by-hop fields and those `Connection` names left out (a 101
+    /// keeps `Connection: upgrade` and its `Upgrade`); `X-Request-Id` and
+    /// `X-Backend`; framed for the client; and `Connection: close` when the
+    /// connection ends after it. Returns how the body goes and whether the
+    /// client's connection stays open.
+    public static func clientResponse(
+        _ head: HTTPHead, fields: [HTTPFieldRange], of bytes: UnsafeRawBufferPointer, clientMinorVersion: Int,
+        toHEAD: Bool, keepAlive clientKeepsAlive: Bool, asksUpgrade: Bool, requestID: String, backend: String,
+        into out: inout [UInt8]
+    ) -> (body: ResponseBody, keepAlive: Bool) {
+        append(clientMinorVersion >= 1 ? "HTTP/1.1 " : "HTTP/1.0 ", to: &out)
+        appendStatus(head.status, to: &out)
+        out.append(.space)
+        append(bytes, head.reason, to: &out)
+        append("\r\n", to: &out)
+        let switching = head.status == 101
+        let hasConnection = head.connection != []
+        var upgrade: Range<Int>?
+        // Framing: no body after HEAD, 1xx, 204 and 304; a length is kept;
+        // else chunked for an HTTP/1.1 client, or the close for 1.0.
+        let noBody = head.status < 200 || head.status == 204
+        var body: ResponseBody
+        var hasLength = false
+        if noBody || toHEAD || head.status == 304 {
+            body = .none
+        } else {
+            switch head.framing {
+            case .none: body = .none
+            case .length(let count): body = .length(count)
+            case .chunked: body = clientMinorVersion >= 1 ? .chunked : .dechunked
+            case .untilClose: body = clientMinorVersion >= 1 ? .chunkEncoded : .untilClose
+            }
+        }
+        for field in fields {
+            if isHopByHop(bytes, field.name) {
+                if upgrade == nil, HTTPBytes.equals(bytes, field.name, lowercase: "upgrade") { upgrade = field.value }
+                continue
+            }
+            if hasConnection && isNamedByConnection(field.name, fields: fields, of: bytes) { continue }
+            if HTTPBytes.equals(bytes, field.name, lowercase: "x-request-id")
+                || HTTPBytes.equals(bytes, field.name, lowercase: "x-backend")
+            {
+                continue
+            }
+            if HTTPBytes.equals(bytes, field.name, lowercase: "content-length") {
+                if noBody { continue }
+                hasLength = true
+            }
+            appendField(bytes, field, to: &out)
+        }
+        let upgrading = asksUpgrade && switching
+        if switching, let upgrade {
+            // `Connection: close` below takes the place of `upgrade`.
+            if upgrading || clientKeepsAlive { append("Connection: upgrade\r\n", to: &out) }
+            append("Upgrade: ", to: &out)
+            append(bytes, upgrade, to: &out)
+            append("\r\n", to: &out)
+        }
+        append("X-Request-Id: ", to: &out)
+        out.append(contentsOf: requestID.utf8)
+        append("\r\nX-Backend: ", to: &out)
+        out.append(contentsOf: backend.utf8)
+        append("\r\n", to: &out)
+        // Framed as `HeaderRules.frameResponse` frames it: a length is kept;
+        // else chunked for an HTTP/1.1 client; for 1.0, only the close ends it.
+        var delimited = true
+        if !(noBody || toHEAD || head.status == 304 || hasLength) {
+            if clientMinorVersion >= 1 {
+                append("Transfer-Encoding: chunked\r\n", to: &out)
+            } else {
+                delimited = false
+            }
+        }
+        let keepAlive = clientKeepsAlive && delimited && !(asksUpgrade && !upgrading)
+        if !keepAlive && !upgrading { append("Connection: close\r\n", to: &out) }
+        append("\r\n", to: &out)
+        return (body, keepAlive)
+    }
+
+    // MARK: Pieces
+
+    /// The hop-by-hop fields (RFC 9110 §7.6.1), by length first.
+    @inline(__always)
+    static func isHopByHop(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>) -> Bool {
+        switch name.count {
+        case 2: return HTTPBytes.equals(bytes, name, lowercase: "te")
+        case 7:
+            return HTTPBytes.equals(bytes, name, lowercase: "trailer") || HTTPBytes.equals(bytes, name, lowercase: "upgrade")
+        case 10:
+            return HTTPBytes.equals(bytes, name, lowercase: "connection")
+                || HTTPBytes.equals(bytes, name, lowercase: "keep-alive")
+        case 16: return HTTPBytes.equals(bytes, name, lowercase: "proxy-connection")
+        case 17: return HTTPBytes.equals(bytes, name, lowercase: "transfer-encoding")
+        case 18: return HTTPBytes.equals(bytes, name, lowercase: "proxy-authenticate")
+        case 19: return HTTPBytes.equals(bytes, name, lowercase: "proxy-authorization")
+        default: return false
+        }
+    }
+
+    /// Whether a token of a `Connection` field names the field `name`.
+    /// `Content-Length` and `Host` are never removed that way: a request
+    /// that lost its length would reach the backend with its body unframed
+    /// (request smuggling), one that lost its Host could not be routed.
+    static func isNamedByConnection(_ name: Range<Int>, fields: [HTTPFieldRange], of bytes: UnsafeRawBufferPointer) -> Bool {
+        if HTTPBytes.equals(bytes, name, lowercase: "content-length") || HTTPBytes.equals(bytes, name, lowercase: "host") {
+            return false
+        }
+        for field in fields where HTTPBytes.equals(bytes, field.name, lowercase: "connection") {
+            var named = false
+            HTTPBytes.forEachElement(bytes, field.value) { token in
+                if !named && HTTPBytes.sameIgnoringCase(bytes, token, name) { named = true }
+            }
+            if named { return true }
+        }
+        return false
+    }
+
+    @inline(__always)
+    static func appendField(_ bytes: UnsafeRawBufferPointer, _ field: HTTPFieldRange, to out: inout [UInt8]) {
+        append(bytes, field.name, to: &out)
+        out.append(.colon)
+        out.append(.space)
+        append(bytes, field.value, to: &out)
+        out.append(.cr)
+        out.append(.lf)
+    }
+
+    @inline(__always)
+    static func append(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, to out: inout [UInt8]) {
+        out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[range]))
+    }
+
+    @inline(__always)
+    static func append(_ text: StaticString, to out: inout [UInt8]) {
+        out.append(contentsOf: UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    static func appendStatus(_ status: Int, to out: inout [UInt8]) {
+        out.append(.zero + UInt8(status / 100 % 10))
+        out.append(.zero + UInt8(status / 10 % 10))
+        out.append(.zero + UInt8(status % 10))
+    }
+}
+
+extension HTTPBytes {
+    /// Whether two ranges of `bytes` are the same in any case (ASCII).
+    static func sameIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ a: Range<Int>, _ b: Range<Int>) -> Bool {
+        guard a.count == b.count else { return false }
+        var index = 0
+        while index < a.count {
+            var x = bytes[a.lowerBound + index]
+            var y = bytes[b.lowerBound + index]
+            if x >= UInt8(ascii: "A") && x <= UInt8(ascii: "Z") { x |= 0x20 }
+            if y >= UInt8(ascii: "A") && y <= UInt8(ascii: "Z") { y |= 0x20 }
+            if x != y { return false }
+            index += 1
+        }
+        return true
+    }
+}
