@@ -30,6 +30,32 @@ struct HTTPRequestTests {
         #expect(request(&harness, host: "S.TEST:80").targets.map(\.service) == ["s"])
     }
 
+    @Test("more than one Host line is a bad request, whatever they say")
+    func severalHosts() {
+        var harness = Harness()
+        harness.apply(Config(services: [service("s", hosts: ["s.test"], port: 8001)]))
+        let id = ConnectionID(harness.nextConnection)
+        harness.nextConnection += 1
+        let actions = harness.send(.requestReceived(id, HTTPRequest(host: "s.test", hostFields: 2, uri: "/")))
+        #expect(actions.answers == [.badRequest(reason: "more than one Host header")])
+        #expect(HTTPRequest(host: "s.test", uri: "/").hostFields == 1)
+        #expect(HTTPRequest(host: nil, uri: "/").hostFields == 0)
+    }
+
+    @Test("an absolute-form target's authority routes the request, not its Host header")
+    func absoluteForm() {
+        var harness = Harness()
+        harness.apply(Config(services: [
+            service("a", hosts: ["a.test"], port: 8001), service("b", hosts: ["b.test"], port: 8002),
+        ]))
+        #expect(request(&harness, host: "a.test", uri: "http://b.test/x").targets.map(\.service) == ["b"])
+        #expect(request(&harness, host: "a.test", uri: "https://user@B.test:8443/x?y").targets.map(\.service) == ["b"])
+        #expect(request(&harness, host: nil, uri: "http://b.test").targets.map(\.service) == ["b"])
+        #expect(request(&harness, host: "a.test", uri: "/r?to=http://b.test/").targets.map(\.service) == ["a"])
+        #expect(request(&harness, host: "a.test", uri: "http:///x").answers.map(\.status) == [400])
+        #expect(request(&harness, host: "a.test", uri: "http://c.test/").answers == [.unknownHost("c.test")])
+    }
+
     @Test("a request's backend has a time limit for its answer even when server_timeout is unset")
     func defaultServerTimeout() {
         var harness = Harness()

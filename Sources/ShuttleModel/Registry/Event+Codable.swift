@@ -10,7 +10,8 @@ enum RecordKey: String, CodingKey {
     case instant, update, name, service, config, global, httpsRedirectPresent = "https_redirect_present"
     case services, present, id, network, interval, timeout, target, connectTimeout = "connect_timeout"
     case clientTimeout = "client_timeout", serverTimeout = "server_timeout", lastError = "last_error"
-    case reply, problems, message, isUp = "is_up", host, uri, isTLS = "tls", forwardedProto = "forwarded_proto"
+    case reply, problems, message, isUp = "is_up", host, hostFields = "host_fields", uri, isTLS = "tls"
+    case forwardedProto = "forwarded_proto"
     case answer, location, status, outcome, httpsRedirect = "https_redirect", httpsPort = "https_port"
 }
 
@@ -416,6 +417,8 @@ extension HTTPRequest: Codable {
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: RecordKey.self)
         try c.encodeIfPresent(host, forKey: .host)
+        // Written only when unusual: records of single-Host requests stay as they were.
+        if hostFields != (host == nil ? 0 : 1) { try c.encode(hostFields, forKey: .hostFields) }
         try c.encode(uri, forKey: .uri)
         try c.encode(isTLS, forKey: .isTLS)
         try c.encodeIfPresent(forwardedProto, forKey: .forwardedProto)
@@ -425,7 +428,8 @@ extension HTTPRequest: Codable {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: RecordKey.self)
         self.init(
-            host: try c.decodeIfPresent(String.self, forKey: .host), uri: try c.string(.uri),
+            host: try c.decodeIfPresent(String.self, forKey: .host),
+            hostFields: try c.decodeIfPresent(Int.self, forKey: .hostFields), uri: try c.string(.uri),
             isTLS: try c.decode(Bool.self, forKey: .isTLS),
             forwardedProto: try c.decodeIfPresent(String.self, forKey: .forwardedProto),
             key: BalanceKey(try c.raw(.key)))

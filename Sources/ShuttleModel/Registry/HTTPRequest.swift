@@ -2,6 +2,9 @@
 public struct HTTPRequest: Equatable, Hashable, Sendable {
     /// The `Host` header's value, nil when it is missing.
     public var host: String?
+    /// How many `Host` header lines the request has: more than one is a
+    /// bad request (RFC 9112 §3.2), which a backend might read otherwise.
+    public var hostFields: Int
     /// The request target as received (`/path?query`, or absolute form).
     public var uri: String
     /// Whether it arrived over TLS.
@@ -11,12 +14,29 @@ public struct HTTPRequest: Equatable, Hashable, Sendable {
     /// For consistent hashing: the client's address.
     public var key: BalanceKey
 
-    public init(host: String?, uri: String, isTLS: Bool = false, forwardedProto: String? = nil, key: BalanceKey = .none) {
+    public init(
+        host: String?, hostFields: Int? = nil, uri: String, isTLS: Bool = false, forwardedProto: String? = nil,
+        key: BalanceKey = .none
+    ) {
         self.host = host
+        self.hostFields = hostFields ?? (host == nil ? 0 : 1)
         self.uri = uri
         self.isTLS = isTLS
         self.forwardedProto = forwardedProto
         self.key = key
+    }
+
+    /// The host the request is for: the authority of an absolute-form
+    /// target (`http://host:port/path`), which wins over `Host` (RFC 9112
+    /// §3.2.2, as Go's net/http reads it), else the `Host` header.
+    public var authority: String? {
+        guard let scheme = uri.firstRange(of: "://"), !uri[..<scheme.lowerBound].isEmpty,
+            uri[..<scheme.lowerBound].allSatisfy({ $0.isLetter || $0.isNumber || "+-.".contains($0) })
+        else { return host }
+        let rest = uri[scheme.upperBound...]
+        var authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+        return String(authority)
     }
 }
 
@@ -83,7 +103,10 @@ extension Registry {
     /// Routes a request by its host, then redirects it, answers it for
     /// maintenance, or places it on a backend like a TCP connection.
     mutating func requestReceived(_ id: ConnectionID, _ request: HTTPRequest) -> [Action] {
-        guard let header = request.host, let host = VirtualHostName.fromHostHeader(header) else {
+        guard request.hostFields <= 1 else {
+            return [.answerRequest(id, .badRequest(reason: "more than one Host header"))]
+        }
+        guard let header = request.authority, let host = VirtualHostName.fromHostHeader(header) else {
             return [.answerRequest(id, .badRequest(reason: "missing or malformed Host header"))]
         }
         guard let name = routeVirtualHost(host), let index = services.index(forKey: name) else {

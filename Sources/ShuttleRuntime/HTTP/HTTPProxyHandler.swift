@@ -284,7 +284,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, @un
         let exchange = HTTPExchange(id: driver.makeConnectionID(), head: head, requestID: frontend.requestID(for: head, on: context.eventLoop))
         self.exchange = exchange
         let request = HTTPRequest(
-            host: head.headers.first(name: "host"), uri: head.uri, isTLS: isTLS,
+            host: head.headers.first(name: "host"), hostFields: HeaderRules.hostFields(head.headers), uri: head.uri,
+            isTLS: isTLS,
             forwardedProto: head.headers.first(name: "x-forwarded-proto"), key: BalanceKey(clientIP ?? ""))
         carryOut(driver.send(.requestReceived(exchange.id, request)), for: exchange)
     }

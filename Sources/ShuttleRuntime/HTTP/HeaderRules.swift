@@ -139,6 +139,20 @@ enum HeaderRules {
         return false
     }
 
+    /// How many `Host` lines `headers` has (without making an array).
+    static func hostFields(_ headers: HTTPHeaders) -> Int {
+        var count = 0
+        for (name, _) in headers where name.utf8.count == 4 {
+            var utf8 = name.utf8.makeIterator()
+            if utf8.next().map({ $0 | 0x20 }) == UInt8(ascii: "h"), utf8.next().map({ $0 | 0x20 }) == UInt8(ascii: "o"),
+                utf8.next().map({ $0 | 0x20 }) == UInt8(ascii: "s"), utf8.next().map({ $0 | 0x20 }) == UInt8(ascii: "t")
+            {
+                count += 1
+            }
+        }
+        return count
+    }
+
     /// Methods safe to send twice (RFC 9110 9.2.2).
     static func isIdempotent(_ method: HTTPMethod) -> Bool {
         switch method {

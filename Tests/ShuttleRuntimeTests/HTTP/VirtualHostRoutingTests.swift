@@ -25,6 +25,28 @@ struct VirtualHostRoutingTests {
         await harness.shutdown()
     }
 
+    @Test("an absolute-form target routes by its authority; two Host lines get 400, as Go's net/http answers")
+    func absoluteFormAndTwoHosts() async throws {
+        let harness = try await HTTPHarness.start()
+        let a = try await TestHTTPBackend.start(.named("a"), group: harness.group)
+        let b = try await TestHTTPBackend.start(.named("b"), group: harness.group)
+        try await harness.apply([
+            vhostService("alpha", hosts: ["alpha.test"], backends: [backend("a1", a)]),
+            vhostService("beta", hosts: ["beta.test"], backends: [backend("b1", b)]),
+        ])
+        // The backend reads the target's authority too (RFC 9112 §3.2.2):
+        // routing by Host would send it a request for a host it was not
+        // chosen for.
+        #expect(try await harness.request("GET", "http://beta.test/x", host: "alpha.test").text == "b")
+        let twoHosts = try await harness.request(host: "alpha.test", headers: [("Host", "beta.test")])
+        #expect(twoHosts.status == 400)
+        #expect(a.connections == 0)
+        #expect(b.requests.map(\.uri) == ["http://beta.test/x"])
+        await a.close()
+        await b.close()
+        await harness.shutdown()
+    }
+
     @Test("an unknown host gets 404 Not found and no backend is contacted")
     func unknownHost() async throws {
         let harness = try await HTTPHarness.start()
