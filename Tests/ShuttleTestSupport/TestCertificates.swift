@@ -33,8 +33,8 @@ public struct TestCertificate: Sendable {
 
     /// Writes `FILE.pem` and `FILE.key` into `directory`.
     public func write(to directory: URL) throws {
-        try pem.write(to: directory.appendingPathComponent(file + ".pem"), atomically: true, encoding: .utf8)
-        try keyPEM.write(to: directory.appendingPathComponent(file + ".key"), atomically: true, encoding: .utf8)
+        try pem.write(to: directory.appendingPathComponent(file + ".pem"), atomically: false, encoding: .utf8)
+        try keyPEM.write(to: directory.appendingPathComponent(file + ".key"), atomically: false, encoding: .utf8)
     }
 
     /// Makes and writes a certificate in one go.

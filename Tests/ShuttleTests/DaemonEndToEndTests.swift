@@ -18,9 +18,10 @@ struct DaemonEndToEndTests {
     @Test("an invalid -config is refused with every problem listed and exit status 2")
     func invalidConfig() throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("bad.json")
         try #"{"fall": -1, "services": [{"name": "a/b", "address": "nowhere", "backends": [{"name": "x", "address": "1.2.3.4"}]}]}"#
-            .write(to: file, atomically: true, encoding: .utf8)
+            .write(to: file, atomically: false, encoding: .utf8)
         let (status, stderr) = try DaemonProcess.run(["-config", file.path, "-admin", "127.0.0.1:0"])
         #expect(status == 2)
         #expect(stderr.contains("fall: -1 is negative"))
@@ -46,6 +47,7 @@ struct DaemonEndToEndTests {
     @Test("a change through the API survives a restart through the state file; -config is never written")
     func stateSurvivesRestart() async throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let echo = try await TestBackend.start(.echo, group: Self.group)
         let config = try configFile(in: directory, backendPort: echo.localAddress!.port!)
         let configBefore = try Data(contentsOf: config)
@@ -82,6 +84,7 @@ struct DaemonEndToEndTests {
     @Test("a corrupt state file is kept aside and the config file used")
     func corruptStateKeptAside() async throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let config = try configFile(in: directory, backendPort: 9)
         let state = directory.appendingPathComponent("state.json")
         try Data("{ this is not json".utf8).write(to: state)
@@ -100,6 +103,7 @@ struct DaemonEndToEndTests {
     @Test("SIGTERM stops new connections but lets an open one finish", arguments: ["splice", "nio"])
     func sigtermDrains(relay: String) async throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let echo = try await TestBackend.start(.echo, group: Self.group)
         let config = try configFile(in: directory, backendPort: echo.localAddress!.port!)
         let daemon = try DaemonProcess([

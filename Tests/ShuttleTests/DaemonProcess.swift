@@ -127,7 +127,7 @@ func configFile(in directory: URL, backendPort: Int) throws -> URL {
         {"services": [{"name": "echo", "address": "127.0.0.1:0",
           "backends": [{"name": "one", "address": "127.0.0.1:\(backendPort)"}]}]}
         """
-    try json.write(to: url, atomically: true, encoding: .utf8)
+    try json.write(to: url, atomically: false, encoding: .utf8)
     return url
 }
 

@@ -12,6 +12,7 @@ struct OperationsEndToEndTests {
     @Test("-log-format json writes one JSON object per line")
     func jsonLogs() async throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let echo = try await TestBackend.start(.echo, group: Self.group)
         let config = try configFile(in: directory, backendPort: echo.localAddress!.port!)
         let daemon = try DaemonProcess(["-config", config.path, "-admin", "127.0.0.1:0", "-log-format", "json", "-debug"])
@@ -34,6 +35,7 @@ struct OperationsEndToEndTests {
     @Test("while SIGTERM drains an open connection, /_health answers 503 and the admin API stays up")
     func healthDuringDrain() async throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let echo = try await TestBackend.start(.echo, group: Self.group)
         let config = try configFile(in: directory, backendPort: echo.localAddress!.port!)
         let daemon = try DaemonProcess(["-config", config.path, "-admin", "127.0.0.1:0", "-drain-timeout", "30s"])

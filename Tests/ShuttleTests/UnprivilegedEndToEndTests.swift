@@ -31,7 +31,7 @@ struct UnprivilegedEndToEndTests {
           {"name": "dns", "address": "127.0.0.1:0", "network": "udp",
            "backends": [{"name": "e", "address": "127.0.0.1:\(echo.localAddress!.port!)", "network": "udp"}]}
         ]}
-        """.write(to: config, atomically: true, encoding: .utf8)
+        """.write(to: config, atomically: false, encoding: .utf8)
         // Readable by nobody: the directory, the config, the certificates and keys.
         chmod(certs.path, 0o755)
         let files = try FileManager.default.contentsOfDirectory(atPath: certs.path).map { certs.appendingPathComponent($0).path }

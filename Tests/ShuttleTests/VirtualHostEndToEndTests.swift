@@ -11,6 +11,7 @@ struct VirtualHostEndToEndTests {
     @Test("-http and -https serve two virtual hosts; SIGHUP reloads the certificates")
     func twoVirtualHosts() async throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let certs = directory.appendingPathComponent("certs")
         try FileManager.default.createDirectory(at: certs, withIntermediateDirectories: true)
         try TestCertificate.write(file: "one", dnsNames: ["one.test"], to: certs)
@@ -25,7 +26,7 @@ struct VirtualHostEndToEndTests {
           {"name": "two", "address": "127.0.0.1:0", "virtual_hosts": ["two.test", "*.two.test"],
            "backends": [{"name": "b2", "address": "\(two.address)"}]}
         ]}
-        """.write(to: config, atomically: true, encoding: .utf8)
+        """.write(to: config, atomically: false, encoding: .utf8)
 
         let daemon = try DaemonProcess([
             "-config", config.path, "-admin", "127.0.0.1:0", "-http", "127.0.0.1:0", "-https", "127.0.0.1:0",
@@ -84,6 +85,7 @@ struct VirtualHostEndToEndTests {
     @Test("-https with no usable certificate is a clear start-up error")
     func noCertificates() throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let (status, stderr) = try DaemonProcess.run([
             "-admin", "127.0.0.1:0", "-https", "127.0.0.1:0", "-certs", directory.path,
         ])

@@ -10,6 +10,7 @@ struct CertificateReloadTests {
     @Test("POST /_certs/reload serves the new certificates; an open connection lives on with its own")
     func adminReload() async throws {
         let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let before = try TestCertificate.write(file: "site", dnsNames: ["site.test"], to: directory)
         let harness = try await HTTPHarness.start(certificates: directory)
         let store = try #require(harness.certificates)
@@ -24,8 +25,8 @@ struct CertificateReloadTests {
 
         // New files, and a broken pair next to them.
         let after = try TestCertificate.write(file: "site", dnsNames: ["site.test"], to: directory)
-        try "junk".write(to: directory.appendingPathComponent("broken.pem"), atomically: true, encoding: .utf8)
-        try "junk".write(to: directory.appendingPathComponent("broken.key"), atomically: true, encoding: .utf8)
+        try "junk".write(to: directory.appendingPathComponent("broken.pem"), atomically: false, encoding: .utf8)
+        try "junk".write(to: directory.appendingPathComponent("broken.key"), atomically: false, encoding: .utf8)
         let answer = try RawHTTPClient(port: adminPort).request("POST", "/_certs/reload", headers: [("Connection", "close")])
         #expect(answer.status == 200)
         let body = try answer.object()

@@ -18,6 +18,7 @@ struct CertificateSelectionTests {
     @Test("exact names beat wildcards; the common name counts when there are no alternative names")
     func byNames() async throws {
         let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let exact = try TestCertificate.write(file: "a-exact", dnsNames: ["www.example.test", "example.test"], to: directory)
         let wildcard = try TestCertificate.write(file: "b-wildcard", dnsNames: ["*.example.test"], to: directory)
         let common = try TestCertificate.write(file: "c-common", commonName: "legacy.test", dnsNames: [], to: directory)
@@ -32,6 +33,7 @@ struct CertificateSelectionTests {
     @Test("the file name counts when no certificate names the server, as in the original")
     func byFileName() async throws {
         let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         try TestCertificate.write(file: "a-first", dnsNames: ["first.test"], to: directory)
         let byFile = try TestCertificate.write(file: "files.test", dnsNames: ["other.test"], to: directory)
         let harness = try await HTTPHarness.start(certificates: directory)
@@ -42,6 +44,7 @@ struct CertificateSelectionTests {
     @Test("unknown names and no SNI get default.pem if present")
     func defaultCertificate() async throws {
         let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         try TestCertificate.write(file: "a-first", dnsNames: ["first.test"], to: directory)
         let fallback = try TestCertificate.write(file: "default", dnsNames: ["fallback.test"], to: directory)
         let harness = try await HTTPHarness.start(certificates: directory)
@@ -53,6 +56,7 @@ struct CertificateSelectionTests {
     @Test("without default.pem the first pair by name is the default")
     func firstByName() async throws {
         let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         try TestCertificate.write(file: "zz", dnsNames: ["zz.test"], to: directory)
         let first = try TestCertificate.write(file: "aa", dnsNames: ["aa.test"], to: directory)
         let harness = try await HTTPHarness.start(certificates: directory)
@@ -63,6 +67,7 @@ struct CertificateSelectionTests {
     @Test("a pem holding a chain is served whole")
     func chain() async throws {
         let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let leaf = try TestCertificate.make(file: "chain", commonName: "chain.test", dnsNames: ["chain.test"])
         let other = try TestCertificate.make(file: "unused", commonName: "intermediate", dnsNames: [])
         var combined = leaf
@@ -76,9 +81,10 @@ struct CertificateSelectionTests {
     @Test("a pair that does not load is skipped; no usable pair at all is an error that says why")
     func badPairs() async throws {
         let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let good = try TestCertificate.write(file: "good", dnsNames: ["good.test"], to: directory)
-        try "not a certificate".write(to: directory.appendingPathComponent("broken.pem"), atomically: true, encoding: .utf8)
-        try "not a key".write(to: directory.appendingPathComponent("broken.key"), atomically: true, encoding: .utf8)
+        try "not a certificate".write(to: directory.appendingPathComponent("broken.pem"), atomically: false, encoding: .utf8)
+        try "not a key".write(to: directory.appendingPathComponent("broken.key"), atomically: false, encoding: .utf8)
         let store = CertificateStore(directory: directory.path, logger: testLogger())
         let report = try store.reload()
         #expect(report.served == ["good"])
@@ -88,8 +94,9 @@ struct CertificateSelectionTests {
         await harness.shutdown()
 
         let empty = try makeTemporaryDirectory()
-        try "junk".write(to: empty.appendingPathComponent("only.pem"), atomically: true, encoding: .utf8)
-        try "junk".write(to: empty.appendingPathComponent("only.key"), atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: empty) }
+        try "junk".write(to: empty.appendingPathComponent("only.pem"), atomically: false, encoding: .utf8)
+        try "junk".write(to: empty.appendingPathComponent("only.key"), atomically: false, encoding: .utf8)
         let nothing = CertificateStore(directory: empty.path, logger: testLogger())
         let error = #expect(throws: CertificateStore.LoadError.self) { try nothing.reload() }
         #expect(error.map { "\($0)" }?.contains("no usable certificate") == true)
@@ -99,6 +106,7 @@ struct CertificateSelectionTests {
     @Test("ALPN offers http/1.1; TLS below 1.2 is refused")
     func protocols() async throws {
         let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         try TestCertificate.write(file: "p", dnsNames: ["p.test"], to: directory)
         let harness = try await HTTPHarness.start(certificates: directory)
         let connection = try await harness.connectTLS(serverName: "p.test", applicationProtocols: ["h2", "http/1.1"])
@@ -122,6 +130,7 @@ struct CertificateSelectionTests {
     @Test("requests over TLS are routed by their Host header")
     func routing() async throws {
         let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         try TestCertificate.write(file: "site", dnsNames: ["*.site.test"], to: directory)
         let harness = try await HTTPHarness.start(certificates: directory)
         let a = try await TestHTTPBackend.start(.named("a"), group: harness.group)

@@ -70,6 +70,7 @@ struct HTTPSRedirectTests {
     @Test("no redirect for a request that came over TLS")
     func noRedirectOverTLS() async throws {
         let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         try TestCertificate.write(file: "r", dnsNames: ["r.test"], to: directory)
         let harness = try await HTTPHarness.start(settings: ProxySettings(httpsRedirect: true), certificates: directory)
         let server = try await TestHTTPBackend.start(.named("a"), group: harness.group)
