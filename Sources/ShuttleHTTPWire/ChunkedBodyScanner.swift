@@ -43,11 +43,18 @@ public struct ChunkedBodyScanner {
 
     /// Reads `bytes`, which follow those read before.
     public mutating func advance(over bytes: UnsafeRawBufferPointer) -> Progress {
+        advance(over: bytes) { _ in }
+    }
+
+    /// Reads `bytes`, which follow those read before, and hands `data` the
+    /// ranges of them that are chunk data (the body without its framing).
+    public mutating func advance(over bytes: UnsafeRawBufferPointer, data: (Range<Int>) -> Void) -> Progress {
         var index = 0
         let count = bytes.count
         while index < count {
             if state == .data {
                 let step = Int(min(remaining, UInt64(count - index)))
+                if step > 0 { data(index..<(index + step)) }
                 index += step
                 remaining -= UInt64(step)
                 if remaining == 0 { state = .dataCR }

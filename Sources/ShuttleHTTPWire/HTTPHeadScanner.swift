@@ -60,6 +60,12 @@ public struct HTTPHeadScanner {
                 reset()
                 return .invalid(.tooLarge)
             }
+            // Bytes that cannot start a request (a TLS hello on the plain
+            // port) are refused now, not when the limit is reached.
+            if request && !Self.mayStartRequest(bytes) {
+                reset()
+                return .invalid(.malformed(.requestLine))
+            }
             return .incomplete
         case .malformed:
             reset()
@@ -101,6 +107,23 @@ public struct HTTPHeadScanner {
         /// A line ends in a bare LF: the head is refused at once rather
         /// than waited for until it reaches the limit.
         case malformed
+    }
+
+    /// Whether the first bytes can be the start of a request line: empty
+    /// lines, then a method's token characters up to a space. Only the
+    /// first 32 bytes are looked at, each time a head is still incomplete.
+    static func mayStartRequest(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        let count = min(bytes.count, 32)
+        var index = 0
+        while index < count, bytes[index] == .cr || bytes[index] == .lf { index += 1 }
+        let methodStart = index
+        while index < count {
+            let byte = bytes[index]
+            if byte == .space { return index > methodStart }
+            if !HTTPBytes.isTokenByte(byte) { return false }
+            index += 1
+        }
+        return true
     }
 
     /// Where the head's blank line ends, searching on from where the last

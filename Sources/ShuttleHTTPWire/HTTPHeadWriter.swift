@@ -28,7 +28,7 @@ public enum HTTPHeadWriter {
                 if upgrade == nil, HTTPBytes.equals(bytes, field.name, lowercase: "upgrade") { upgrade = field.value }
                 continue
             }
-            if hasConnection && isNamedByConnection(field.name, fields: fields, of: bytes) { continue }
+            if hasConnection && isNamedByConnection(field.name, head.connection, fields: fields, of: bytes) { continue }
             if HTTPBytes.equals(bytes, field.name, lowercase: "x-request-id") { continue }
             if clientIP != nil, HTTPBytes.equals(bytes, field.name, lowercase: "x-forwarded-for") {
                 forwardedFor = true
@@ -49,7 +49,9 @@ public enum HTTPHeadWriter {
             if forwardedFor {
                 // The values the client sent, in order, then the client.
                 for field in fields where HTTPBytes.equals(bytes, field.name, lowercase: "x-forwarded-for") {
-                    if hasConnection && isNamedByConnection(field.name, fields: fields, of: bytes) { continue }
+                    if hasConnection && isNamedByConnection(field.name, head.connection, fields: fields, of: bytes) {
+                        continue
+                    }
                     if !first { append(", ", to: &out) }
                     append(bytes, field.value, to: &out)
                     first = false
@@ -124,7 +126,7 @@ public enum HTTPHeadWriter {
                 if upgrade == nil, HTTPBytes.equals(bytes, field.name, lowercase: "upgrade") { upgrade = field.value }
                 continue
             }
-            if hasConnection && isNamedByConnection(field.name, fields: fields, of: bytes) { continue }
+            if hasConnection && isNamedByConnection(field.name, head.connection, fields: fields, of: bytes) { continue }
             if HTTPBytes.equals(bytes, field.name, lowercase: "x-request-id")
                 || HTTPBytes.equals(bytes, field.name, lowercase: "x-backend")
             {
@@ -189,9 +191,17 @@ public enum HTTPHeadWriter {
     /// `Content-Length` and `Host` are never removed that way: a request
     /// that lost its length would reach the backend with its body unframed
     /// (request smuggling), one that lost its Host could not be routed.
-    static func isNamedByConnection(_ name: Range<Int>, fields: [HTTPFieldRange], of bytes: UnsafeRawBufferPointer) -> Bool {
+    static func isNamedByConnection(
+        _ name: Range<Int>, _ tokens: HTTPConnectionTokens, fields: [HTTPFieldRange], of bytes: UnsafeRawBufferPointer
+    ) -> Bool {
         if HTTPBytes.equals(bytes, name, lowercase: "content-length") || HTTPBytes.equals(bytes, name, lowercase: "host") {
             return false
+        }
+        // Only `close`, `keep-alive` and `upgrade` (nearly every head): the
+        // last two are hop-by-hop already, so only a field named `close`
+        // is left to find, without reading the tokens again.
+        if !tokens.contains(.other) {
+            return tokens.contains(.close) && HTTPBytes.equals(bytes, name, lowercase: "close")
         }
         for field in fields where HTTPBytes.equals(bytes, field.name, lowercase: "connection") {
             var named = false

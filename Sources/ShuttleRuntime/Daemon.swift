@@ -28,6 +28,8 @@ public struct DaemonOptions: Sendable {
     public var tcpRelay = TCPRelay.platformDefault
     /// `-udp-relay`: which data path UDP services use.
     public var udpRelay = UDPRelay.platformDefault
+    /// `-http-relay`: which data path the `-http` listener uses.
+    public var httpRelay = HTTPRelay.platformDefault
     public var seed: UInt64 = 0
     /// `-record FILE`: every event the model handles and its decisions, as
     /// JSON lines that `shuttle sim replay` replays.
@@ -212,7 +214,7 @@ public final class Daemon: Sendable {
         var listeners: [VirtualHostListener] = []
         if let http = options.http {
             do {
-                listeners.append(try await frontend.bindHTTP(http).get())
+                listeners.append(try await frontend.bindHTTP(http, relay: options.httpRelay).get())
             } catch {
                 throw StartError.cannotListenHTTP(flag: "-http", address: http, reason: Driver.describe(error))
             }

@@ -253,15 +253,22 @@ public final class Driver: Sendable {
         }
     }
 
+    #if os(Linux)
+    /// The relay's epoll loops, started on first use.
+    func startRelay() throws -> SpliceRelay {
+        try spliceRelay.withLockedValue { relay in
+            if let relay { return relay }
+            let started = try SpliceRelay(threads: relayThreads)
+            relay = started
+            return started
+        }
+    }
+    #endif
+
     private func bindSplice(_ listener: Listener) -> EventLoopFuture<BoundListener> {
         #if os(Linux)
         do {
-            let relay = try spliceRelay.withLockedValue { relay in
-                if let relay { return relay }
-                let started = try SpliceRelay(threads: relayThreads)
-                relay = started
-                return started
-            }
+            let relay = try startRelay()
             if listener.network.isDatagram {
                 return control.makeSucceededFuture(.datagram(try DatagramService.bind(listener, driver: self, relay: relay)))
             }

@@ -73,6 +73,11 @@ struct Shuttle: AsyncParsableCommand {
         help: "How UDP services relay datagrams: epoll (Linux: batched reads on our own epoll threads) or nio (SwiftNIO channels).")
     var udpRelay = UDPRelay.platformDefault.rawValue
 
+    @Option(
+        name: .goStyle("http-relay"),
+        help: "How the -http listener relays requests: nio (SwiftNIO channels) or epoll (Linux: heads read in place on the relay's epoll threads; new).")
+    var httpRelay = HTTPRelay.platformDefault.rawValue
+
     @Flag(name: .goStyle("admin-token-reads"), help: "Admin reads need the token too (/_health stays open).")
     var adminTokenReads = false
 
@@ -101,6 +106,10 @@ struct Shuttle: AsyncParsableCommand {
             throw ValidationError("-udp-relay \"\(udpRelay)\" is not epoll or nio")
         }
         options.udpRelay = datagramRelay
+        guard let requestRelay = HTTPRelay(rawValue: httpRelay) else {
+            throw ValidationError("-http-relay \"\(httpRelay)\" is not nio or epoll")
+        }
+        options.httpRelay = requestRelay.available
 
         guard let format = LogFormat(rawValue: logFormat) else {
             throw ValidationError("-log-format \"\(logFormat)\" is not text or json")

@@ -61,6 +61,16 @@ struct HTTPHeadScannerTests {
         #expect(head.framing == .length(3))
     }
 
+    @Test("bytes that cannot start a request are refused before a whole head arrives")
+    func refusesEarly() {
+        // A TLS ClientHello's first bytes: no line end in sight.
+        let hello = String(decoding: [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03], as: UTF8.self)
+        #expect(scanRequest(hello) == .invalid(.malformed(.requestLine)))
+        #expect(scanRequest(" GET / HTTP/1.1\r\n") == .invalid(.malformed(.requestLine)))
+        #expect(scanRequest("GE") == .incomplete)
+        #expect(scanRequest("\r\nGET /very-long-path") == .incomplete)
+    }
+
     @Test("empty lines before a request are skipped and counted in its length")
     func skipsLeadingEmptyLines() {
         let text = "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"
@@ -225,6 +235,22 @@ struct ChunkedBodyScannerTests {
         var scanner = ChunkedBodyScanner()
         #expect(progress("0\r\n\r\n", scanner: &scanner) == .ended(5))
         #expect(scanner.isDone)
+    }
+
+    @Test("the data of the chunks, without their framing, wherever the body is cut")
+    func handsOnTheData() {
+        let bytes = Array(Self.body.utf8)
+        for cut in 0...bytes.count {
+            var scanner = ChunkedBodyScanner()
+            var data: [UInt8] = []
+            for piece in [bytes[..<cut], bytes[cut...]] {
+                let array = Array(piece)
+                _ = array.withUnsafeBytes { raw in
+                    scanner.advance(over: raw) { range in data += raw[range] }
+                }
+            }
+            #expect(String(decoding: data, as: UTF8.self) == "helloabcdefghijklmnopqrstuvwxyz", "cut at \(cut)")
+        }
     }
 
     @Test(

@@ -14,8 +14,8 @@ struct UnprivilegedEndToEndTests {
 
     @Test(
         "virtual hosts (HTTP and HTTPS), TCP and UDP services and the admin API all work without root",
-        arguments: [("splice", "epoll"), ("nio", "nio")])
-    func everythingWorksWithoutRoot(tcpRelay: String, udpRelay: String) async throws {
+        arguments: [("splice", "epoll", "epoll"), ("nio", "nio", "nio")])
+    func everythingWorksWithoutRoot(tcpRelay: String, udpRelay: String, httpRelay: String) async throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let certs = directory.appendingPathComponent("certs")
@@ -40,7 +40,7 @@ struct UnprivilegedEndToEndTests {
         let daemon = try DaemonProcess.unprivileged(
             [
                 "-config", config.path, "-admin", "127.0.0.1:0", "-http", "127.0.0.1:0", "-https", "127.0.0.1:0",
-                "-certs", certs.path, "-tcp-relay", tcpRelay, "-udp-relay", udpRelay,
+                "-certs", certs.path, "-tcp-relay", tcpRelay, "-udp-relay", udpRelay, "-http-relay", httpRelay,
             ],
             copyingTo: directory)
         let adminPort = try await daemon.adminPort()

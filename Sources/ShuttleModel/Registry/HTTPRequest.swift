@@ -30,6 +30,8 @@ public struct HTTPRequest: Equatable, Hashable, Sendable {
     /// target (`http://host:port/path`), which wins over `Host` (RFC 9112
     /// §3.2.2, as Go's net/http reads it), else the `Host` header.
     public var authority: String? {
+        // Origin form (`/path`) and `*`, nearly every request: no search.
+        if uri.utf8.first == UInt8(ascii: "/") || uri == "*" { return host }
         guard let scheme = uri.firstRange(of: "://"), !uri[..<scheme.lowerBound].isEmpty,
             uri[..<scheme.lowerBound].allSatisfy({ $0.isLetter || $0.isNumber || "+-.".contains($0) })
         else { return host }

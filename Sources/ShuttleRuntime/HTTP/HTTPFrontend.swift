@@ -103,9 +103,21 @@ public final class HTTPFrontend: Sendable {
         return HeaderRules.requestID(for: head, random: random)
     }
 
-    /// Binds a plain HTTP virtual-host listener.
-    public func bindHTTP(_ address: String) -> EventLoopFuture<VirtualHostListener> {
-        bind(address) { channel in
+    /// Binds a plain HTTP virtual-host listener, on NIO's loops or the
+    /// relay's (`-http-relay`).
+    public func bindHTTP(_ address: String, relay: HTTPRelay = .nio) -> EventLoopFuture<VirtualHostListener> {
+        #if os(Linux)
+        if relay == .epoll {
+            do {
+                let listener = try HTTPRelayListener.bind(address, frontend: self, relay: try driver.startRelay())
+                return driver.control.makeSucceededFuture(
+                    VirtualHostListener(channels: [], relay: listener, control: driver.control))
+            } catch {
+                return driver.control.makeFailedFuture(error)
+            }
+        }
+        #endif
+        return bind(address) { channel in
             channel.eventLoop.makeCompletedFuture {
                 try Self.addHTTPHandlers(to: channel, frontend: self, isTLS: false)
             }

@@ -15,13 +15,33 @@ import Glibc
 public struct VirtualHostListener: Sendable {
     /// One server channel per event loop.
     public let channels: [any Channel]
+    #if os(Linux)
+    /// The listener on the relay's loops instead (`-http-relay epoll`).
+    let relay: HTTPRelayListener?
+    /// Where its close completes.
+    let control: (any EventLoop)?
+
+    init(channels: [any Channel], relay: HTTPRelayListener? = nil, control: (any EventLoop)? = nil) {
+        self.channels = channels
+        self.relay = relay
+        self.control = control
+    }
+    #endif
 
     /// Where it listens (the port the system chose, for port 0).
-    public var localAddress: SocketAddress? { channels.first?.localAddress }
+    public var localAddress: SocketAddress? {
+        #if os(Linux)
+        if let relay { return relay.localAddress }
+        #endif
+        return channels.first?.localAddress
+    }
 
     /// Stops accepting on every loop.
     public func close() -> EventLoopFuture<Void> {
-        EventLoopFuture.andAllComplete(channels.map { $0.close() }, on: channels[0].eventLoop)
+        #if os(Linux)
+        if let relay, let control { return relay.close(on: control) }
+        #endif
+        return EventLoopFuture.andAllComplete(channels.map { $0.close() }, on: channels[0].eventLoop)
     }
 
     /// The most clients waiting to be accepted, per socket.

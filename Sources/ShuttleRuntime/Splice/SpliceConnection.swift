@@ -10,7 +10,7 @@ import ShuttleModel
 /// the model as `TCPProxyConnection`: `.backendConnected` or
 /// `.backendConnectFailed` per attempt, byte counts at most once a second
 /// and at the end, `.connectionClosed` once.
-final class SpliceConnection: SpliceSource, PlacedClient, @unchecked Sendable {  // confined to its loop's thread
+final class SpliceConnection: RelayConnection, PlacedClient, @unchecked Sendable {  // confined to its loop's thread
     let id: ConnectionID
     let driver: Driver
     /// Unowned and unchecked: the loop holds every connection it relays and
@@ -20,8 +20,6 @@ final class SpliceConnection: SpliceSource, PlacedClient, @unchecked Sendable { 
     unowned(unsafe) let loop: SpliceLoop
     let client: Int32
     private var backend: Int32 = -1
-    /// Index in the loop's list of connections.
-    var slot = -1
 
     private enum State {
         /// Waiting for the model or for a host name to resolve.
@@ -236,7 +234,7 @@ final class SpliceConnection: SpliceSource, PlacedClient, @unchecked Sendable { 
 
     /// Moves bytes both ways; ends the connection when both directions are
     /// done or either fails.
-    func pump() {
+    override func pump() {
         guard state == .relaying else { return }
         let upward = up.move(pipes: loop.pipes, scratch: loop.scratch, now: loop.now, last: down.done)
         let downward = down.move(pipes: loop.pipes, scratch: loop.scratch, now: loop.now, last: up.done)
@@ -260,7 +258,7 @@ final class SpliceConnection: SpliceSource, PlacedClient, @unchecked Sendable { 
     // MARK: Time
 
     /// Connect and inactivity timeouts, and byte counts due to the model.
-    func tick(_ now: UInt64) {
+    override func tick(_ now: UInt64) {
         switch state {
         case .closed:
             return
@@ -316,7 +314,7 @@ final class SpliceConnection: SpliceSource, PlacedClient, @unchecked Sendable { 
     }
 
     /// The relay is stopping.
-    func abort() {
+    override func abort() {
         finish()
     }
 }

@@ -14,6 +14,20 @@ class SpliceSource: @unchecked Sendable {  // each subclass says how it is confi
     func handle(_ events: UInt32, tag: UInt64, loop: SpliceLoop) {}
 }
 
+/// A client connection a relay loop holds: a TCP service's (`SpliceConnection`)
+/// or a virtual-host listener's (`HTTPRelayConnection`).
+class RelayConnection: SpliceSource, @unchecked Sendable {  // confined to its loop's thread
+    /// Index in the loop's list of connections.
+    var slot = -1
+    /// Moves what can be moved; called again after the batch of events
+    /// when it asked to be (`SpliceLoop.pumpAgain`).
+    func pump() {}
+    /// Timeouts, and reports due, at the loop's tick.
+    func tick(_ now: UInt64) {}
+    /// The relay is stopping: close at once.
+    func abort() {}
+}
+
 /// One relay thread: an edge-triggered epoll loop over the connections it
 /// accepted, with its own pipe pool, a coarse clock for the timeouts and the
 /// byte reports, and a queue of tasks other threads hand it.
@@ -32,7 +46,7 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
     private var addresses = BoundedCache<String, SpliceAddress>()
     /// Each backend's connect-time timer, looked up once.
     private var connectTimers = BoundedCache<BackendID, CoreMetrics.Timer>()
-    private var connections: [SpliceConnection] = []
+    private var connections: [RelayConnection] = []
     /// The UDP services this loop reads (`-udp-relay epoll`).
     private var services: [DatagramService] = []
     /// Where UDP services' datagrams are read; made for the first one.
@@ -41,7 +55,7 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
     private var flushing: [DatagramService] = []
     /// Connections that spent their turn with bytes still to move (edge
     /// triggering will not say so again): pumped again after the batch.
-    private var again: [SpliceConnection] = []
+    private var again: [RelayConnection] = []
     /// Model events whose actions the relay does not use (backends
     /// connected, bytes moved, connections closed), told when the batch of
     /// events ends: one taking of the model's lock per batch instead of
@@ -56,6 +70,15 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
     private var paused: [(listener: SpliceListener, until: UInt64)] = []
     private var running = true
     private var nextTick: UInt64 = 0
+    private var httpStateIfMade: HTTPRelayLoopState?
+
+    /// What the HTTP connections of this loop share, made on first use.
+    var httpState: HTTPRelayLoopState {
+        if let made = httpStateIfMade { return made }
+        let made = HTTPRelayLoopState()
+        httpStateIfMade = made
+        return made
+    }
 
     /// How often timeouts and byte reports are looked at.
     static let tickInterval: UInt64 = 100_000_000
@@ -142,12 +165,12 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
         return cshuttle_epoll_add(epoll, fd, events, data) == 0
     }
 
-    func add(_ connection: SpliceConnection) {
+    func add(_ connection: RelayConnection) {
         connection.slot = connections.count
         connections.append(connection)
     }
 
-    func remove(_ connection: SpliceConnection) {
+    func remove(_ connection: RelayConnection) {
         let slot = connection.slot
         guard slot >= 0, slot < connections.count, connections[slot] === connection else { return }
         let last = connections.removeLast()
@@ -250,7 +273,7 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
         reportsTo = nil  // the driver owns the loop: no lasting cycle
     }
 
-    func pumpAgain(_ connection: SpliceConnection) {
+    func pumpAgain(_ connection: RelayConnection) {
         again.append(connection)
     }
 
@@ -295,6 +318,7 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
                 nextTick = now + Self.tickInterval
                 for connection in connections { connection.tick(now) }
                 for service in services { service.tick(now) }
+                httpStateIfMade?.tick(now)
                 if !paused.isEmpty { resumeAccepting() }
             }
             sendReports()
@@ -311,6 +335,7 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
         sendReports()
         again.removeAll()
         retired.removeAll()
+        httpStateIfMade?.close()
         pipes.closeAll()
         scratch.deallocate()
         close(wake)

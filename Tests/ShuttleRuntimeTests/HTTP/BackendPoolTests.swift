@@ -79,7 +79,8 @@ struct BackendPoolTests {
 
     @Test("a sweep closes the backend connections idle for the pool's timeout, and the next request connects anew")
     func idleConnectionsAreSwept() async throws {
-        let harness = try await HTTPHarness.start()
+        // NIO's pool (the epoll relay's is HTTPRelayPool).
+        let harness = try await HTTPHarness.start(relay: .nio)
         let server = try await TestHTTPBackend.start(.named("a"), group: harness.group)
         try await harness.apply([vhostService("i", hosts: ["i.test"], backends: [backend("a", server)])])
         let loops = Array(harness.group.makeIterator())

@@ -15,7 +15,7 @@ import Testing
 struct ListeningGroupTests {
     @Test("clients are accepted and served on every event loop")
     func everyLoopServes() async throws {
-        let harness = try await HTTPHarness.start()
+        let harness = try await HTTPHarness.start(relay: .nio)  // NIO's server channels
         let loops = harness.group.makeIterator().reduce(0) { n, _ in n + 1 }
         #expect(harness.http.channels.count == loops)
         #expect(Set(harness.http.channels.map { ObjectIdentifier($0.eventLoop) }).count == loops)
@@ -32,7 +32,7 @@ struct ListeningGroupTests {
 
     @Test("binding a port another socket listens on is an error, SO_REUSEPORT or not", arguments: [false, true])
     func portInUse(holderReusesPort: Bool) async throws {
-        let harness = try await HTTPHarness.start()
+        let harness = try await HTTPHarness.start(relay: .nio)  // NIO's server channels
         let holder = try RawSocket.listen(reusePort: holderReusesPort)
         defer { close(holder.fd) }
         do {
@@ -47,7 +47,7 @@ struct ListeningGroupTests {
 
     @Test("a socket that joins the port's group afterwards gets no clients")
     func latecomerGetsNoClients() async throws {
-        let harness = try await HTTPHarness.start()
+        let harness = try await HTTPHarness.start(relay: .nio)  // NIO's server channels
         #expect(harness.http.channels.count > 1)
         // What HAProxy (SO_REUSEADDR and SO_REUSEPORT) would do, as the same user.
         let latecomer = try RawSocket.listen(port: harness.httpPort, reusePort: true)

@@ -37,8 +37,16 @@ final class HTTPHarness: Sendable {
         self.certificates = certificates
     }
 
+    /// The plain listener's relay when a test names none:
+    /// `SHUTTLE_TEST_HTTP_RELAY=epoll` runs the HTTP suites on the epoll path.
+    static var defaultRelay: HTTPRelay {
+        ProcessInfo.processInfo.environment["SHUTTLE_TEST_HTTP_RELAY"].flatMap(HTTPRelay.init(rawValue:)) ?? .nio
+    }
+
     /// Starts the listeners; HTTPS too when a certificate directory is given.
-    static func start(settings: ProxySettings = ProxySettings(), certificates directory: URL? = nil) async throws -> HTTPHarness {
+    static func start(
+        settings: ProxySettings = ProxySettings(), certificates directory: URL? = nil, relay: HTTPRelay = defaultRelay
+    ) async throws -> HTTPHarness {
         let proxy = ProxyHarness(settings: settings)
         let lines = NIOLockedValueBox<[String]>([])
         // The output hands over whole lines, several at a time under load.
@@ -47,7 +55,7 @@ final class HTTPHarness: Sendable {
                 lines.withLockedValue { $0.append(contentsOf: text.split(separator: "\n").map { $0 + "\n" }) }
             })
         let frontend = HTTPFrontend(driver: proxy.driver, accessLog: accessLog)
-        let http = try await frontend.bindHTTP("127.0.0.1:0").get()
+        let http = try await frontend.bindHTTP("127.0.0.1:0", relay: relay).get()
         var https: VirtualHostListener?
         var store: CertificateStore?
         if let directory {

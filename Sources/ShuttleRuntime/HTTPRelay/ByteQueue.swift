@@ -1,0 +1,144 @@
+#if os(Linux)
+import Glibc
+
+/// A relay loop's spare 16 KiB blocks: a queue that empties gives its block
+/// back, and the next one to fill takes it, so that a keep-alive request
+/// allocates no memory for its bytes and an idle connection holds none.
+final class BlockPool {
+    static let blockSize = 16 * 1024
+    /// Spare blocks kept beyond this many are freed.
+    static let keep = 64
+    private var spare: [UnsafeMutableRawBufferPointer] = []
+
+    func take(atLeast size: Int) -> UnsafeMutableRawBufferPointer {
+        if size <= Self.blockSize, let block = spare.popLast() { return block }
+        return .allocate(byteCount: max(size, Self.blockSize), alignment: 16)
+    }
+
+    func give(_ block: UnsafeMutableRawBufferPointer) {
+        if block.count == Self.blockSize && spare.count < Self.keep {
+            spare.append(block)
+        } else {
+            block.deallocate()
+        }
+    }
+
+    func freeAll() {
+        for block in spare { block.deallocate() }
+        spare = []
+    }
+}
+
+/// Bytes on their way through a relay connection: read from one socket,
+/// not yet handled or written to the other. `bytes` are the ones waiting.
+/// The block returns to the pool whenever the queue empties.
+final class ByteQueue {
+    private unowned(unsafe) let pool: BlockPool
+    private var block: UnsafeMutableRawBufferPointer?
+    private var start = 0
+    private var end = 0
+
+    init(pool: BlockPool) {
+        self.pool = pool
+    }
+
+    deinit {
+        if let block { pool.give(block) }
+    }
+
+    var count: Int { end - start }
+    var isEmpty: Bool { start == end }
+
+    /// The waiting bytes; valid until the queue next changes.
+    var bytes: UnsafeRawBufferPointer {
+        guard let block else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        return UnsafeRawBufferPointer(rebasing: block[start..<end])
+    }
+
+    /// Makes room for `room` more bytes after the waiting ones.
+    private func reserve(_ room: Int) {
+        guard let current = block else {
+            block = pool.take(atLeast: room)
+            return
+        }
+        if current.count - end >= room { return }
+        if current.count - count >= room {
+            // Enough room once the waiting bytes move to the front.
+            if count > 0 { memmove(current.baseAddress!, current.baseAddress! + start, count) }
+            end = count
+            start = 0
+            return
+        }
+        let larger = pool.take(atLeast: max(current.count * 2, count + room))
+        if count > 0 { memcpy(larger.baseAddress!, current.baseAddress! + start, count) }
+        end = count
+        start = 0
+        pool.give(current)
+        block = larger
+    }
+
+    func append(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count > 0 else { return }
+        reserve(bytes.count)
+        memcpy(block!.baseAddress! + end, bytes.baseAddress!, bytes.count)
+        end += bytes.count
+    }
+
+    func append(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { append($0) }
+    }
+
+    func append(_ text: StaticString) {
+        append(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    /// Drops the first `n` waiting bytes.
+    func consume(_ n: Int) {
+        start += n
+        if start >= end { clear() }
+    }
+
+    func clear() {
+        start = 0
+        end = 0
+        if let block {
+            pool.give(block)
+            self.block = nil
+        }
+    }
+
+    /// The last read took less than it asked for: the socket had no more
+    /// (edge-triggered epoll says when more comes, so no read is spent
+    /// finding EAGAIN, as nginx does).
+    private(set) var drained = false
+
+    /// Reads what `fd` has, up to `limit` bytes waiting in all (the caller
+    /// reads only below it): read(2)'s result (errno set when -1).
+    func read(from fd: Int32, limit: Int) -> Int {
+        let room = limit - count
+        guard room > 0 else {
+            errno = EAGAIN
+            return -1
+        }
+        // At least 4 KiB free (or what the limit leaves), more if the block has it.
+        reserve(min(room, 4096))
+        let free = min(block!.count - end, room)
+        let n = Glibc.read(fd, block!.baseAddress! + end, free)
+        drained = n >= 0 && n < free
+        if n > 0 {
+            end += n
+        } else if isEmpty {
+            clear()
+        }
+        return n
+    }
+
+    /// Writes the waiting bytes to `fd`: write(2)'s result (errno set when -1).
+    func write(to fd: Int32) -> Int {
+        guard let block, count > 0 else { return 0 }
+        let n = Glibc.write(fd, block.baseAddress! + start, count)
+        if n > 0 { consume(n) }
+        return n
+    }
+}
+#endif

@@ -1,0 +1,197 @@
+#if os(Linux)
+import CShuttleSplice
+import Glibc
+import ShuttleModel
+
+/// A connection to a backend on a relay loop, for one request at a time:
+/// connecting, carrying its client's exchange (`owner`), or idle in the
+/// loop's pool. Its events go to its owner; an idle one that becomes
+/// readable was closed by the backend (or sent what no request asked for)
+/// and leaves the pool.
+final class HTTPRelayBackend: SpliceSource, @unchecked Sendable {  // confined to its loop's thread
+    let fd: Int32
+    let target: BackendTarget
+    /// The loop holds what it relays, and outlives it.
+    unowned(unsafe) let loop: SpliceLoop
+    let inbox: ByteQueue
+    let outbox: ByteQueue
+    /// The client connection it works for; nil while idle.
+    unowned(unsafe) var owner: HTTPRelayConnection?
+    private(set) var connecting = true
+    var readable = false
+    /// Its end was signalled (RDHUP): a short read no longer means that
+    /// nothing more is to be read, as the end is still to be read.
+    var hangup = false
+    var writable = false
+    /// It sent its end (or failed).
+    var ended = false
+    /// Why it ended, when it failed.
+    var error: String?
+    var closed = false
+    /// When it went idle in the pool.
+    var idleSince: UInt64 = 0
+    var connectStarted: UInt64 = 0
+    var connectDeadline: UInt64 = 0
+
+    static let tag: UInt64 = 2
+    static let events = UInt32(CSHUTTLE_EPOLLIN | CSHUTTLE_EPOLLOUT | CSHUTTLE_EPOLLRDHUP) | CSHUTTLE_EPOLLET
+
+    private init(fd: Int32, target: BackendTarget, loop: SpliceLoop, pool: BlockPool) {
+        self.fd = fd
+        self.target = target
+        self.loop = loop
+        inbox = ByteQueue(pool: pool)
+        outbox = ByteQueue(pool: pool)
+    }
+
+    /// Starts a non-blocking connect to `address` for `owner`: the backend,
+    /// or why not.
+    static func connect(
+        to address: SpliceAddress, target: BackendTarget, owner: HTTPRelayConnection, loop: SpliceLoop, pool: BlockPool
+    ) -> Result<HTTPRelayBackend, RelayFailure> {
+        let fd = cshuttle_tcp_socket(address.family)
+        guard fd >= 0 else { return .failure(RelayFailure(describeErrno("socket", errno))) }
+        var one: Int32 = 1
+        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        let backend = HTTPRelayBackend(fd: fd, target: target, loop: loop, pool: pool)
+        backend.owner = owner
+        backend.connectStarted = loop.now
+        let timeout = target.connectTimeout > 0 ? UInt64(target.connectTimeout) * 1_000_000 : 10_000_000_000
+        backend.connectDeadline = loop.now + timeout
+        let status = address.withSockaddr { Glibc.connect(fd, $0, $1) }
+        let failure = status == 0 ? 0 : errno
+        if status != 0 && failure != EINPROGRESS {
+            Glibc.close(fd)
+            return .failure(RelayFailure(describeErrno("connect", failure)))
+        }
+        guard loop.register(fd, events: events, source: backend, tag: tag) else {
+            let failure = errno
+            Glibc.close(fd)
+            return .failure(RelayFailure(describeErrno("epoll_ctl", failure)))
+        }
+        if status == 0 {
+            backend.connecting = false
+            backend.writable = true
+        }
+        return .success(backend)
+    }
+
+    override func handle(_ events: UInt32, tag: UInt64, loop: SpliceLoop) {
+        guard !closed else { return }
+        let error = events & UInt32(CSHUTTLE_EPOLLERR) != 0
+        let hangup = events & UInt32(CSHUTTLE_EPOLLRDHUP | CSHUTTLE_EPOLLHUP) != 0
+        if events & UInt32(CSHUTTLE_EPOLLIN | CSHUTTLE_EPOLLRDHUP | CSHUTTLE_EPOLLHUP | CSHUTTLE_EPOLLERR) != 0 {
+            readable = true
+        }
+        if hangup || error { self.hangup = true }
+        if events & UInt32(CSHUTTLE_EPOLLOUT | CSHUTTLE_EPOLLHUP | CSHUTTLE_EPOLLERR) != 0 { writable = true }
+        if connecting {
+            guard writable || error else { return }
+            let failure = error || (hangup && events & UInt32(CSHUTTLE_EPOLLOUT) == 0) ? Self.socketError(fd) : 0
+            if error || failure != 0 {
+                owner?.backendConnectFailed(self, reason: describeErrno("connect", failure == 0 ? ECONNREFUSED : failure))
+                return
+            }
+            connecting = false
+            owner?.backendConnected(self)
+            return
+        }
+        guard let owner else {
+            // Idle: the backend closed it, or spoke out of turn.
+            loop.httpState.pool.drop(self)
+            return
+        }
+        owner.pump()
+    }
+
+    /// Whether the connect is past its deadline at `now`.
+    func connectTimedOut(_ now: UInt64) -> Bool {
+        connecting && now >= connectDeadline
+    }
+
+    static func socketError(_ fd: Int32) -> Int32 {
+        var value: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_ERROR, &value, &length) == 0 else { return errno }
+        return value
+    }
+
+    /// Closes the socket; the object lives until the loop's batch of
+    /// events is handled (one of them may still name it).
+    func close() {
+        guard !closed else { return }
+        closed = true
+        owner = nil
+        inbox.clear()
+        outbox.clear()
+        Glibc.close(fd)
+        loop.retire(self)
+    }
+}
+
+/// Why a relay step failed, for the logs and the access log.
+struct RelayFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A relay loop's idle backend connections, per backend, newest last.
+/// The lists are objects of their own: a dictionary's value mutated in
+/// place copied the array (and allocated) on every take and put.
+final class HTTPRelayPool {
+    private final class Idle {
+        var connections: [HTTPRelayBackend] = []
+    }
+
+    private var idle: [BackendID: Idle] = [:]
+
+    /// A connection idle no longer than this is reused, as on the NIO path.
+    static let idleTimeout: UInt64 = 60_000_000_000
+
+    func take(_ backend: BackendID) -> HTTPRelayBackend? {
+        idle[backend]?.connections.popLast()
+    }
+
+    /// Keeps a connection that finished a request and its answer cleanly.
+    func put(_ connection: HTTPRelayBackend, now: UInt64) {
+        connection.owner = nil
+        connection.idleSince = now
+        let list: Idle
+        if let existing = idle[connection.target.id] {
+            list = existing
+        } else {
+            list = Idle()
+            idle[connection.target.id] = list
+        }
+        guard list.connections.count < BackendPool.maximumIdle else {
+            connection.close()
+            return
+        }
+        list.connections.append(connection)
+    }
+
+    /// An idle connection that can no longer be used.
+    func drop(_ connection: HTTPRelayBackend) {
+        connection.close()
+        idle[connection.target.id]?.connections.removeAll { $0 === connection }
+    }
+
+    /// Closes the connections idle past `idleTimeout`.
+    func sweep(_ now: UInt64) {
+        for list in idle.values {
+            list.connections.removeAll { connection in
+                guard now - connection.idleSince >= Self.idleTimeout else { return false }
+                connection.close()
+                return true
+            }
+        }
+    }
+
+    var idleCount: Int { idle.values.reduce(0) { $0 + $1.connections.count } }
+
+    func closeAll() {
+        for list in idle.values { for connection in list.connections { connection.close() } }
+        idle = [:]
+    }
+}
+#endif

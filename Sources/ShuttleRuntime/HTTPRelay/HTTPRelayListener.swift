@@ -1,0 +1,129 @@
+#if os(Linux)
+import CShuttleSplice
+import CoreMetrics
+import Glibc
+import NIOCore
+import ShuttleModel
+import Synchronization
+
+/// The plain-HTTP virtual-host listener on the relay's epoll loops
+/// (`-http-relay epoll`): a socket per loop in one `ListeningGroup`, each
+/// in its own loop's epoll set, so that a client is accepted and served on
+/// the loop the kernel gave it to.
+final class HTTPRelayListener: @unchecked Sendable {  // immutable but for the atomics
+    let sockets: [(loop: SpliceLoop, source: Acceptor)]
+    let address: SpliceAddress?
+    private let closing = Atomic<Bool>(false)
+    private let socketsOpen: Atomic<Int>
+
+    static let backlog: Int32 = 1024
+    /// Level-triggered: a loop that leaves clients in the queue is told again.
+    static let events = UInt32(CSHUTTLE_EPOLLIN)
+    static let tag: UInt64 = 3
+    static let acceptsPerWakeup = 64
+
+    /// One loop's socket.
+    final class Acceptor: SpliceSource, @unchecked Sendable {  // confined to its loop
+        let fd: Int32
+        let frontend: HTTPFrontend
+
+        init(fd: Int32, frontend: HTTPFrontend) {
+            self.fd = fd
+            self.frontend = frontend
+        }
+
+        override func handle(_ events: UInt32, tag: UInt64, loop: SpliceLoop) {
+            for _ in 0..<HTTPRelayListener.acceptsPerWakeup {
+                var peer = SpliceAddress()
+                peer.length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+                let client = withUnsafeMutablePointer(to: &peer.storage) { cshuttle_accept(fd, $0, &peer.length) }
+                if client >= 0 {
+                    HTTPRelayConnection.start(client: client, peer: peer, loop: loop, frontend: frontend)
+                    continue
+                }
+                switch errno {
+                case EAGAIN, EINVAL: return
+                case ECONNABORTED, EPROTO, EPERM: continue
+                default:
+                    frontend.driver.logger.error(
+                        "accept failed", metadata: ["error": "\(describeErrno("accept4", errno))"])
+                    return
+                }
+            }
+        }
+    }
+
+    private init(sockets: [(loop: SpliceLoop, source: Acceptor)], address: SpliceAddress?) {
+        self.sockets = sockets
+        self.address = address
+        socketsOpen = Atomic(sockets.count)
+    }
+
+    /// Binds `address` with a socket for each of `relay`'s loops.
+    static func bind(_ address: String, frontend: HTTPFrontend, relay: SpliceRelay) throws -> HTTPRelayListener {
+        let local = try SpliceAddress.listening(on: address, network: .tcp)
+        let fds = try ListeningGroup.bind(local, sockets: relay.loops.count, backlog: backlog)
+        var sockets: [(loop: SpliceLoop, source: Acceptor)] = []
+        for (loop, fd) in zip(relay.loops, fds) {
+            let acceptor = Acceptor(fd: fd, frontend: frontend)
+            guard loop.register(fd, events: events, source: acceptor, tag: tag) else {
+                let failure = errno
+                for (other, registered) in sockets { _ = cshuttle_epoll_remove(other.epoll, registered.fd) }
+                for fd in fds { Glibc.close(fd) }
+                throw SpliceError.system(describeErrno("epoll_ctl", failure))
+            }
+            sockets.append((loop, acceptor))
+        }
+        return HTTPRelayListener(sockets: sockets, address: SpliceAddress.local(of: fds[0]))
+    }
+
+    /// Where it listens, as NIO says it.
+    var localAddress: SocketAddress? {
+        guard let address else { return nil }
+        return try? SocketAddress(ipAddress: address.ipString, port: address.port)
+    }
+
+    /// Stops accepting; each socket closes once its loop can have no
+    /// event of it left.
+    func close(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        let promise = eventLoop.makePromise(of: Void.self)
+        guard !closing.exchange(true, ordering: .relaxed) else {
+            promise.succeed()
+            return promise.futureResult
+        }
+        for (loop, acceptor) in sockets {
+            _ = cshuttle_epoll_remove(loop.epoll, acceptor.fd)
+            _ = shutdown(acceptor.fd, Int32(SHUT_RDWR))
+            loop.post { [self] in
+                Glibc.close(acceptor.fd)
+                if socketsOpen.wrappingSubtract(1, ordering: .acquiringAndReleasing).newValue == 0 { promise.succeed() }
+            }
+        }
+        return promise.futureResult
+    }
+}
+
+/// What a relay loop keeps for the HTTP connections it serves.
+final class HTTPRelayLoopState {
+    let pool = HTTPRelayPool()
+    let blocks = BlockPool()
+    /// Request ids need to be unlikely to repeat, not secret.
+    var requestIDs: SeededGenerator
+    /// Each service's request timer, looked up once.
+    var requestTimers = BoundedCache<String, CoreMetrics.Timer>()
+
+    init() {
+        var system = SystemRandomNumberGenerator()
+        requestIDs = SeededGenerator(seed: system.next())
+    }
+
+    func tick(_ now: UInt64) {
+        pool.sweep(now)
+    }
+
+    func close() {
+        pool.closeAll()
+        blocks.freeAll()
+    }
+}
+#endif
