@@ -30,6 +30,19 @@ public final class UDPClient: Sendable {
         await eventually { replies.withLockedValue { $0.count } == count }
     }
 
+    /// Sends `text` until its echo (`echo:TEXT`) comes back, at most five
+    /// times, two seconds apart: a datagram lost when the machine is busy
+    /// is sent again, as a UDP client would.
+    public func exchange(_ text: String, to port: Int) async throws -> Bool {
+        for _ in 0..<5 {
+            try await send(text, to: port)
+            if await eventually(timeout: .seconds(2), { replies.withLockedValue { $0.contains("echo:" + text) } }) {
+                return true
+            }
+        }
+        return false
+    }
+
     final class ReplyCollector: ChannelInboundHandler {
         typealias InboundIn = AddressedEnvelope<ByteBuffer>
         let replies: NIOLockedValueBox<[String]>
