@@ -88,7 +88,8 @@ extension HTTPRelayConnection {
             backend.outbox.append(replay)
         } else {
             backend.outbox.append(exchange.head)
-            exchange.head.withUnsafeBytes { keepForReplay($0, in: exchange) }
+            // Kept for a retry without a copy: the body, if any, is added to it.
+            if exchange.replay != nil { exchange.replay = exchange.head }
         }
         if exchange.requestEnded || exchange.expectsContinue { startResponseTimer(exchange) }
     }
@@ -179,12 +180,12 @@ extension HTTPRelayConnection {
             // 100 Continue and other interim answers go straight through.
             exchange.informationalSent = true
             if !exchange.requestEnded { exchange.responseDeadline = 0 }
-            var out: [UInt8] = []
+            state.scratch.removeAll(keepingCapacity: true)
             _ = HTTPHeadWriter.clientResponse(
                 head, fields: responses.fields, of: bytes, clientMinorVersion: exchange.minorVersion,
                 toHEAD: exchange.isHEAD, keepAlive: true, asksUpgrade: false, requestID: exchange.requestID,
-                backend: backend.target.address, into: &out)
-            outbox.append(out)
+                backend: backend.target.address, into: &state.scratch)
+            outbox.append(state.scratch)
             backend.inbox.consume(head.length)
             return true
         case .head(let head):
@@ -198,13 +199,12 @@ extension HTTPRelayConnection {
                 endResponse(exchange)
                 return true
             }
-            var out: [UInt8] = []
-            out.reserveCapacity(head.length + 96)
+            state.scratch.removeAll(keepingCapacity: true)
             let (body, keepAlive) = HTTPHeadWriter.clientResponse(
                 head, fields: responses.fields, of: bytes, clientMinorVersion: exchange.minorVersion,
                 toHEAD: exchange.isHEAD, keepAlive: exchange.keepAlive, asksUpgrade: exchange.asksUpgrade,
-                requestID: exchange.requestID, backend: backend.target.address, into: &out)
-            outbox.append(out)
+                requestID: exchange.requestID, backend: backend.target.address, into: &state.scratch)
+            outbox.append(state.scratch)
             backend.inbox.consume(head.length)
             exchange.responseStarted = true
             exchange.keepAlive = keepAlive

@@ -111,6 +111,8 @@ final class HTTPRelayLoopState {
     var requestIDs: SeededGenerator
     /// Each service's request timer, looked up once.
     var requestTimers = BoundedCache<String, CoreMetrics.Timer>()
+    /// Where an answer's head is written before it is queued (its room kept).
+    var scratch: [UInt8] = []
 
     init() {
         var system = SystemRandomNumberGenerator()
