@@ -5,6 +5,10 @@ import ShuttleRuntime
 import ShuttleTestSupport
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A UDP service on a free port of 127.0.0.1 with `echo` as its one backend.
 func echoService(_ name: String, _ echo: any Channel) -> ServiceConfig {
     ServiceConfig(
@@ -188,6 +192,37 @@ struct UDPProxyTests {
         }
         #expect(proxy.stats("busy")?.connections == clients.count)
         try await fixture.close(clients)
+    }
+
+    @Test("a UDP port another socket holds is refused, even one that set SO_REUSEADDR", arguments: UDPRelay.allCases)
+    func portInUse(relay: UDPRelay) async throws {
+        let proxy = ProxyHarness(udpRelay: relay)
+        let holder = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(holder) }
+        var one: Int32 = 1
+        _ = setsockopt(holder, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, length) == 0 && getsockname(holder, $0, &length) == 0 }
+        }
+        #expect(bound)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let update = Config(services: [
+            ServiceConfig(
+                name: "taken", address: "127.0.0.1:\(port)", network: "udp",
+                backends: [backend("a", port: 9, network: "udp")])
+        ])
+        let reply = try await proxy.driver.submit(.updateConfig(ConfigUpdate(update))).get()
+        guard case .bindFailed(let service, _, _, _) = reply else {
+            Issue.record("expected a bind failure, got \(reply)")
+            await proxy.shutdown()
+            return
+        }
+        #expect(service == "taken")
+        await proxy.shutdown()
     }
 
     @Test("past the flow limit, a new client's flow ends the least recently active one", arguments: UDPRelay.allCases)

@@ -55,8 +55,9 @@ final class DatagramService: SpliceSource, @unchecked Sendable {  // confined to
         let address = try SpliceAddress.listening(on: listener)
         let fd = cshuttle_udp_socket(address.family)
         guard fd >= 0 else { throw SpliceError.system(describeErrno("socket", errno)) }
-        var one: Int32 = 1
-        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        // No SO_REUSEADDR: on a UDP socket it lets another socket that sets
+        // it bind the same port (even bind(0) may hand out a port in use),
+        // and the two share the datagrams. UDP has no TIME_WAIT to wait out.
         guard address.withSockaddr({ Glibc.bind(fd, $0, $1) }) == 0 else {
             let failure = errno
             Glibc.close(fd)

@@ -11,8 +11,8 @@ enum UDPListener {
             return driver.control.makeFailedFuture(ListenError.badAddress(listener.address))
         }
         let host = address.host == .any ? (listener.network == .udp6 ? "::" : "0.0.0.0") : address.hostString
+        // No SO_REUSEADDR (see DatagramService.bind): a UDP port in use is an error.
         return DatagramBootstrap(group: driver.group)
-            .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelOption(.maxMessagesPerRead, value: UInt(UDPServiceHandler.readBatch))
             .channelOption(.datagramVectorReadMessageCount, value: UDPServiceHandler.readBatch)
             .channelOption(.recvAllocator, value: UDPServiceHandler.readAllocator)
