@@ -27,7 +27,7 @@ let package = Package(
         // balancers, health. Standard library and Foundation only.
         .target(name: "ShuttleModel"),
         // HTTP/1.1 messages read and written as bytes, in place: no I/O, no
-        // allocation per message. Standard library only.
+        // allocation per message. Standard library (and libc's memchr) only.
         .target(name: "ShuttleHTTPWire"),
         // The Linux calls of the splice relay that Glibc's Swift module does
         // not show (splice, pipe2, accept4, epoll, eventfd).

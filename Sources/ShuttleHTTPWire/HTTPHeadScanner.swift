@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// HTTP/1.1 message heads read in place, from the bytes a socket gave:
 /// where the request line, the status and each field lie, and how the body
 /// that follows is framed. Nothing is copied and nothing allocated per
@@ -26,8 +34,10 @@ public struct HTTPHeadScanner {
     /// finding it: a head that arrives in pieces is searched once, not
     /// again from its start for every piece.
     private var searched = 0
-    /// A byte other than CR and LF was seen in what was searched.
+    /// A line with something in it was seen in what was searched.
     private var startSeen = false
+    /// Where the line being searched starts.
+    private var lineStart = 0
 
     public init(limit: Int = 64 * 1024) {
         self.limit = limit
@@ -50,6 +60,7 @@ public struct HTTPHeadScanner {
     public mutating func reset() {
         searched = 0
         startSeen = false
+        lineStart = 0
     }
 
     private mutating func scan(_ bytes: UnsafeRawBufferPointer, request: Bool, toHEAD: Bool) -> HTTPHeadScan {
@@ -127,26 +138,24 @@ public struct HTTPHeadScanner {
     }
 
     /// Where the head's blank line ends, searching on from where the last
-    /// call stopped.
+    /// call stopped, line end to line end (memchr finds them).
     private mutating func findEnd(_ bytes: UnsafeRawBufferPointer) -> End {
-        var index = searched
         let count = min(bytes.count, limit + 1)
-        while index < count {
-            let byte = bytes[index]
-            if byte == .lf {
-                if index == 0 || bytes[index - 1] != .cr { return .malformed }
-                // CRLF CRLF after a start line; a request's leading CRLFs
-                // are not its end.
-                if startSeen, index >= 3, bytes[index - 2] == .lf, bytes[index - 3] == .cr {
-                    return .end(index + 1)
-                }
-            } else if byte != .cr {
+        guard count > searched, let base = bytes.baseAddress else { return .incomplete }
+        var index = searched
+        while index < count, let found = memchr(base + index, 0x0A, count - index) {
+            let lf = base.distance(to: UnsafeRawPointer(found))
+            if lf == 0 || bytes[lf - 1] != .cr { return .malformed }
+            if lf - 1 > lineStart {
                 startSeen = true
+            } else if startSeen {
+                // An empty line after the start line: the end.
+                return .end(lf + 1)
             }
-            index += 1
+            lineStart = lf + 1
+            index = lf + 1
         }
-        // The last three bytes may start the blank line: searched again.
-        searched = max(0, count - 3)
+        searched = count
         return .incomplete
     }
 }
