@@ -84,6 +84,8 @@ extension HTTPRelayConnection {
         if !exchange.retried { loop.report(.backendConnected(exchange.id), to: driver) }
         exchange.backend = backend
         exchange.attached = true
+        // A head another backend left half-sent (a 504 before it ended) is forgotten.
+        responses.reset()
         if exchange.retried, let replay = exchange.replay {
             backend.outbox.append(replay)
         } else {

@@ -4,6 +4,10 @@ import ShuttleRuntime
 import ShuttleTestSupport
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The plain-HTTP listener on the relay's epoll loops (`-http-relay epoll`).
 /// Every HTTP suite also runs on it in CI (`SHUTTLE_TEST_HTTP_RELAY=epoll`,
 /// see `.ci/run`); these cases run on it in every `swift test`.
@@ -63,6 +67,37 @@ struct HTTPRelayTests {
         #expect(harness.stats("c")?.httpErrors == 0)
         await connection.close()
         await server.close()
+        await harness.shutdown()
+    }
+
+    @Test("after a 504 on a head the backend left half-sent, the next answer on the connection is read afresh")
+    func halfSentHeadThen504() async throws {
+        let harness = try await HTTPHarness.start(relay: .epoll)
+        let named = try await TestHTTPBackend.start(.named("ok"), group: harness.group)
+        // A backend that sends 300 bytes of a head and then nothing.
+        let (listener, port) = try RawSocket.listen()
+        let partial = Task {
+            try await onThread {
+                let backend = try RawSocket.accept(listener)
+                _ = try RawSocket.read(backend)
+                try RawSocket.send(backend, "HTTP/1.1 200 OK\r\nX-Long: " + String(repeating: "v", count: 270))
+                return backend
+            }
+        }
+        try await harness.apply([
+            vhostService("half", hosts: ["half.test"], backends: [BackendConfig(name: "p", address: "127.0.0.1:\(port)")]) {
+                $0.serverTimeout = 300
+            },
+            vhostService("ok", hosts: ["ok.test"], backends: [backend("b", named)]),
+        ])
+        let connection = try await harness.connect()
+        #expect(try await connection.request(host: "half.test").status == 504)
+        // A shorter head than what was searched of the half-sent one.
+        #expect(try await connection.request(host: "ok.test").text == "ok")
+        close(try await partial.value)
+        close(listener)
+        await connection.close()
+        await named.close()
         await harness.shutdown()
     }
 
