@@ -13,17 +13,10 @@ extension HTTPProxyHandler {
     func answerLocally(_ answer: HTTPAnswer, for exchange: HTTPExchange) {
         exchange.answeredLocally = true
         exchange.reported = true  // the model counted it when it answered
-        switch answer {
-        case .allBackendsFailed(let service, let lastError):
-            exchange.error = lastError
-            warnRequestFailed(exchange, service: service, status: 502, reason: "no backend connected: \(lastError)")
-        case .noBackend(let service):
-            exchange.error = "no backend up"
-            warnRequestFailed(exchange, service: service, status: 503, reason: "no backend up")
-        case .badRequest(let reason):
-            exchange.error = reason
-        case .unknownHost, .redirect, .maintenance:
-            break
+        let (error, warning) = answer.failure
+        exchange.error = error
+        if let warning, let service = answer.service {
+            warnRequestFailed(exchange, service: service, status: answer.status, reason: warning)
         }
         var headers = HTTPHeaders()
         if case .redirect(_, let location) = answer { headers.add(name: "Location", value: location) }
@@ -33,17 +26,9 @@ extension HTTPProxyHandler {
             defaultBody: Self.defaultBody(answer), headers: headers, exchange: exchange)
     }
 
-    /// "request failed", at most once a second per service and status
-    /// (`Driver.shouldLog`); the access log has a line for every request.
     func warnRequestFailed(_ exchange: HTTPExchange, service: String, status: Int, reason: String) {
-        let (say, heldBack) = driver.shouldLog("request failed \(service) \(status)")
-        guard say else { return }
-        var metadata: Logger.Metadata = [
-            "request_id": "\(exchange.requestID)", "service": "\(service)", "status": "\(status)", "reason": "\(reason)",
-            "held_back": "\(heldBack)",
-        ]
-        if let backend = exchange.target?.name { metadata["backend"] = "\(backend)" }
-        driver.logger.warning("request failed", metadata: metadata)
+        driver.warnRequestFailed(
+            requestID: exchange.requestID, service: service, backend: exchange.target?.name, status: status, reason: reason)
     }
 
     /// Our own 502 or 504 after a backend was chosen: reported as a failure

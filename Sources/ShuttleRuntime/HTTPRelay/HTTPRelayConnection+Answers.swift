@@ -1,5 +1,4 @@
 #if os(Linux)
-import Logging
 import NIOCore
 import NIOHTTP1
 import ShuttleHTTPWire
@@ -16,17 +15,10 @@ extension HTTPRelayConnection {
     func answerLocally(_ answer: HTTPAnswer, for exchange: HTTPRelayExchange) {
         exchange.answeredLocally = true
         exchange.reported = true  // the model counted it when it answered
-        switch answer {
-        case .allBackendsFailed(let service, let lastError):
-            exchange.error = lastError
-            warnRequestFailed(exchange, service: service, status: 502, reason: "no backend connected: \(lastError)")
-        case .noBackend(let service):
-            exchange.error = "no backend up"
-            warnRequestFailed(exchange, service: service, status: 503, reason: "no backend up")
-        case .badRequest(let reason):
-            exchange.error = reason
-        case .unknownHost, .redirect, .maintenance:
-            break
+        let (error, warning) = answer.failure
+        exchange.error = error
+        if let warning, let service = answer.service {
+            warnRequestFailed(exchange, service: service, status: answer.status, reason: warning)
         }
         var extra: [(String, String)] = []
         if case .redirect(_, let location) = answer { extra.append(("Location", location)) }
@@ -36,16 +28,9 @@ extension HTTPRelayConnection {
             headers: extra, exchange: exchange)
     }
 
-    /// "request failed", at most once a second per service and status.
     func warnRequestFailed(_ exchange: HTTPRelayExchange, service: String, status: Int, reason: String) {
-        let (say, heldBack) = driver.shouldLog("request failed \(service) \(status)")
-        guard say else { return }
-        var metadata: Logger.Metadata = [
-            "request_id": "\(exchange.requestID)", "service": "\(service)", "status": "\(status)", "reason": "\(reason)",
-            "held_back": "\(heldBack)",
-        ]
-        if let backend = exchange.target?.name { metadata["backend"] = "\(backend)" }
-        driver.logger.warning("request failed", metadata: metadata)
+        driver.warnRequestFailed(
+            requestID: exchange.requestID, service: service, backend: exchange.target?.name, status: status, reason: reason)
     }
 
     /// Our own 502 or 504 after a backend was chosen: reported as a failure

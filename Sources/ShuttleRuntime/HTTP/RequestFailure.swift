@@ -1,0 +1,33 @@
+import Logging
+import ShuttleModel
+
+/// What both HTTP paths (NIO's `HTTPProxyHandler`, the relay's
+/// `HTTPRelayConnection`) say about a request that failed.
+extension HTTPAnswer {
+    /// For an answer the model gave without a backend: the access log's
+    /// `err=`, and the warning's reason when the answer is a failure of
+    /// the service (502, 503) rather than of the request.
+    var failure: (error: String, warning: String?) {
+        switch self {
+        case .allBackendsFailed(_, let lastError): return (lastError, "no backend connected: \(lastError)")
+        case .noBackend: return ("no backend up", "no backend up")
+        case .badRequest(let reason): return (reason, nil)
+        case .unknownHost, .redirect, .maintenance: return ("", nil)
+        }
+    }
+}
+
+extension Driver {
+    /// "request failed", at most once a second per service and status
+    /// (`shouldLog`); the access log has a line for every request.
+    func warnRequestFailed(requestID: String, service: String, backend: String?, status: Int, reason: String) {
+        let (say, heldBack) = shouldLog("request failed \(service) \(status)")
+        guard say else { return }
+        var metadata: Logger.Metadata = [
+            "request_id": "\(requestID)", "service": "\(service)", "status": "\(status)", "reason": "\(reason)",
+            "held_back": "\(heldBack)",
+        ]
+        if let backend { metadata["backend"] = "\(backend)" }
+        logger.warning("request failed", metadata: metadata)
+    }
+}
