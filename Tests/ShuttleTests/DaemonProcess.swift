@@ -20,6 +20,12 @@ final class DaemonProcess: Sendable {
         self.process = process
     }
 
+    /// The binary run with at most `limit` open descriptors (prlimit(1), of
+    /// util-linux, which `.ci/run` installs).
+    static func withDescriptorLimit(_ limit: Int, _ arguments: [String]) throws -> DaemonProcess {
+        DaemonProcess(process: try ChildProcess("prlimit", ["--nofile=\(limit):\(limit)", "--", binary.path] + arguments))
+    }
+
     /// The user and group that an unprivileged daemon runs as: nobody.
     static let unprivilegedID = 65534
 

@@ -8,6 +8,44 @@ import Testing
 struct VirtualHostEndToEndTests {
     static let group = MultiThreadedEventLoopGroup.singleton
 
+    @Test(
+        "out of descriptors, the HTTP listener pauses instead of spinning, and serves again once clients leave",
+        arguments: ["epoll", "nio"])
+    func outOfDescriptors(relay: String) async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let backend = try await TestHTTPBackend.start(.named("served"), group: Self.group)
+        let config = directory.appendingPathComponent("config.json")
+        try """
+        {"services": [{"name": "web", "address": "127.0.0.1:0", "virtual_hosts": ["web.test"],
+          "backends": [{"name": "b", "address": "\(backend.address)"}]}]}
+        """.write(to: config, atomically: false, encoding: .utf8)
+        let daemon = try DaemonProcess.withDescriptorLimit(
+            96, ["-config", config.path, "-admin", "127.0.0.1:0", "-http", "127.0.0.1:0", "-http-relay", relay])
+        defer { daemon.terminate() }
+        _ = try await daemon.adminPort()
+        let httpPort = try await daemon.listeningPort("HTTP virtual hosts listening")
+        // More clients than descriptors: the listener runs out.
+        var clients: [TCPClient] = []
+        for _ in 0..<120 { clients.append(try await TCPClient.connect(port: httpPort, group: Self.group)) }
+        if relay == "epoll" {
+            #expect(await eventually { daemon.stderr.contains("accept failed") })
+        }  // (NIO's server channel backs off by itself, without a log line.)
+        try await Task.sleep(for: .seconds(2))
+        // Paused, a second at a time per loop: a few lines. Spinning on the
+        // level-triggered socket, it wrote thousands.
+        let lines = daemon.stderr.components(separatedBy: "accept failed").count - 1
+        #expect(lines < 50, "\(lines) accept failures logged")
+        for client in clients { await client.close() }
+        let served = await eventuallyAsync {
+            (try? curl(["-H", "Host: web.test", "http://127.0.0.1:\(httpPort)/"]).output) == "served"
+        }
+        #expect(served)
+        daemon.terminate()
+        _ = await daemon.waitForExit()
+        await backend.close()
+    }
+
     @Test("-http and -https serve two virtual hosts; SIGHUP reloads the certificates")
     func twoVirtualHosts() async throws {
         let directory = try temporaryDirectory()

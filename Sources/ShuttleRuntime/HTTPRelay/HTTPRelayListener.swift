@@ -23,14 +23,19 @@ final class HTTPRelayListener: @unchecked Sendable {  // immutable but for the a
     static let acceptsPerWakeup = 64
 
     /// One loop's socket.
-    final class Acceptor: SpliceSource, @unchecked Sendable {  // confined to its loop
+    final class Acceptor: SpliceSource, AcceptingSource, @unchecked Sendable {  // immutable but for the atomic
         let fd: Int32
         let frontend: HTTPFrontend
+        let closing = Atomic<Bool>(false)
 
         init(fd: Int32, frontend: HTTPFrontend) {
             self.fd = fd
             self.frontend = frontend
         }
+
+        var isClosing: Bool { closing.load(ordering: .relaxed) }
+        var acceptEvents: UInt32 { HTTPRelayListener.events }
+        var acceptTag: UInt64 { HTTPRelayListener.tag }
 
         override func handle(_ events: UInt32, tag: UInt64, loop: SpliceLoop) {
             for _ in 0..<HTTPRelayListener.acceptsPerWakeup {
@@ -44,6 +49,14 @@ final class HTTPRelayListener: @unchecked Sendable {  // immutable but for the a
                 switch errno {
                 case EAGAIN, EINVAL: return
                 case ECONNABORTED, EPROTO, EPERM: continue
+                case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                    // Level-triggered: the waiting clients would wake the loop
+                    // again at once, and for ever.
+                    frontend.driver.logger.error(
+                        "accept failed, pausing the HTTP listener for a second",
+                        metadata: ["error": "\(describeErrno("accept4", errno))"])
+                    loop.pauseAccepting(self)
+                    return
                 default:
                     frontend.driver.logger.error(
                         "accept failed", metadata: ["error": "\(describeErrno("accept4", errno))"])
@@ -92,6 +105,7 @@ final class HTTPRelayListener: @unchecked Sendable {  // immutable but for the a
             return promise.futureResult
         }
         for (loop, acceptor) in sockets {
+            acceptor.closing.store(true, ordering: .relaxed)
             _ = cshuttle_epoll_remove(loop.epoll, acceptor.fd)
             _ = shutdown(acceptor.fd, Int32(SHUT_RDWR))
             loop.post { [self] in

@@ -10,7 +10,7 @@ import Synchronization
 /// every relay loop's epoll set with EPOLLEXCLUSIVE, so that a new client
 /// wakes one loop, which accepts it and relays it. (A socket per loop in a
 /// `ListeningGroup`, as the HTTP listeners have, measured no better here.)
-final class SpliceListener: SpliceSource, @unchecked Sendable {  // immutable but for the atomics
+final class SpliceListener: SpliceSource, AcceptingSource, @unchecked Sendable {  // immutable but for the atomics
     let id: ListenerID
     let fd: Int32
     let driver: Driver
@@ -28,6 +28,8 @@ final class SpliceListener: SpliceSource, @unchecked Sendable {  // immutable bu
     static let tag: UInt64 = 3
 
     var isClosing: Bool { closing.load(ordering: .relaxed) }
+    var acceptEvents: UInt32 { Self.events }
+    var acceptTag: UInt64 { Self.tag }
 
     private init(id: ListenerID, fd: Int32, driver: Driver, relay: SpliceRelay, address: String) {
         self.id = id

@@ -14,6 +14,16 @@ class SpliceSource: @unchecked Sendable {  // each subclass says how it is confi
     func handle(_ events: UInt32, tag: UInt64, loop: SpliceLoop) {}
 }
 
+/// A listening socket in a relay loop's epoll set (level-triggered), which
+/// the loop stops watching for a second when no descriptor is left to accept
+/// with (`SpliceLoop.pauseAccepting`).
+protocol AcceptingSource: SpliceSource {
+    var fd: Int32 { get }
+    var isClosing: Bool { get }
+    var acceptEvents: UInt32 { get }
+    var acceptTag: UInt64 { get }
+}
+
 /// A client connection a relay loop holds: a TCP service's (`SpliceConnection`)
 /// or a virtual-host listener's (`HTTPRelayConnection`).
 class RelayConnection: SpliceSource, @unchecked Sendable {  // confined to its loop's thread
@@ -67,7 +77,7 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
     private var retired: [SpliceSource] = []
     /// Listeners this loop stopped accepting from for a while (out of
     /// descriptors), and when to take them up again.
-    private var paused: [(listener: SpliceListener, until: UInt64)] = []
+    private var paused: [(listener: any AcceptingSource, until: UInt64)] = []
     private var running = true
     private var nextTick: UInt64 = 0
     private var httpStateIfMade: HTTPRelayLoopState?
@@ -344,7 +354,7 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
 
     /// Stops accepting from `listener` on this loop for a second: with no
     /// descriptor left, its level-triggered readiness would spin the loop.
-    func pauseAccepting(_ listener: SpliceListener) {
+    func pauseAccepting(_ listener: any AcceptingSource) {
         _ = cshuttle_epoll_remove(epoll, listener.fd)
         paused.append((listener, now + 1_000_000_000))
     }
@@ -353,7 +363,7 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
         let due = paused.filter { $0.until <= now }
         paused.removeAll { $0.until <= now }
         for (listener, _) in due where !listener.isClosing {
-            _ = register(listener.fd, events: SpliceListener.events, source: listener, tag: SpliceListener.tag)
+            _ = register(listener.fd, events: listener.acceptEvents, source: listener, tag: listener.acceptTag)
         }
     }
 
