@@ -194,10 +194,11 @@ extension HTTPRelayConnection {
             exchange.responseDeadline = 0
             exchange.status = head.status
             if head.status != 101, let page = frontend.errorPages.page(service: backend.target.service, status: head.status) {
-                // The service's page replaces the answer; the backend's body is not read.
-                backend.inbox.consume(head.length)
+                // The service's page replaces the answer; the backend's body is
+                // not read. (The reason is copied before its bytes are let go.)
                 exchange.backendReusable = false
                 writePage(page, status: head.status, reason: bytes[head.reason], exchange: exchange, backend: backend.target.address)
+                backend.inbox.consume(head.length)
                 endResponse(exchange)
                 return true
             }
