@@ -51,13 +51,11 @@ final class HTTPRelayBackend: SpliceSource, @unchecked Sendable {  // confined t
     ) -> Result<HTTPRelayBackend, RelayFailure> {
         let fd = cshuttle_tcp_socket(address.family)
         guard fd >= 0 else { return .failure(RelayFailure(describeErrno("socket", errno))) }
-        var one: Int32 = 1
-        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        SpliceConnection.setNoDelay(fd)
         let backend = HTTPRelayBackend(fd: fd, target: target, loop: loop, pool: pool)
         backend.owner = owner
         backend.connectStarted = loop.now
-        let timeout = target.connectTimeout > 0 ? UInt64(target.connectTimeout) * 1_000_000 : 10_000_000_000
-        backend.connectDeadline = loop.now + timeout
+        backend.connectDeadline = loop.now + SpliceConnection.connectTimeout(of: target)
         let status = address.withSockaddr { Glibc.connect(fd, $0, $1) }
         let failure = status == 0 ? 0 : errno
         if status != 0 && failure != EINPROGRESS {
@@ -87,7 +85,7 @@ final class HTTPRelayBackend: SpliceSource, @unchecked Sendable {  // confined t
         if events & UInt32(CSHUTTLE_EPOLLOUT | CSHUTTLE_EPOLLHUP | CSHUTTLE_EPOLLERR) != 0 { writable = true }
         if connecting {
             guard writable || error else { return }
-            let failure = error || (hangup && events & UInt32(CSHUTTLE_EPOLLOUT) == 0) ? Self.socketError(fd) : 0
+            let failure = error || (hangup && events & UInt32(CSHUTTLE_EPOLLOUT) == 0) ? SpliceConnection.socketError(fd) : 0
             if error || failure != 0 {
                 owner?.backendConnectFailed(self, reason: describeErrno("connect", failure == 0 ? ECONNREFUSED : failure))
                 return
@@ -107,13 +105,6 @@ final class HTTPRelayBackend: SpliceSource, @unchecked Sendable {  // confined t
     /// Whether the connect is past its deadline at `now`.
     func connectTimedOut(_ now: UInt64) -> Bool {
         connecting && now >= connectDeadline
-    }
-
-    static func socketError(_ fd: Int32) -> Int32 {
-        var value: Int32 = 0
-        var length = socklen_t(MemoryLayout<Int32>.size)
-        guard getsockopt(fd, SOL_SOCKET, SO_ERROR, &value, &length) == 0 else { return errno }
-        return value
     }
 
     /// Closes the socket; the object lives until the loop's batch of
@@ -146,7 +137,7 @@ final class HTTPRelayPool {
     private var idle: [BackendID: Idle] = [:]
 
     /// A connection idle no longer than this is reused, as on the NIO path.
-    static let idleTimeout: UInt64 = 60_000_000_000
+    static let idleTimeout = UInt64(BackendPool.idleTimeout.nanoseconds)
 
     func take(_ backend: BackendID) -> HTTPRelayBackend? {
         idle[backend]?.connections.popLast()

@@ -38,30 +38,10 @@ final class HTTPRelayListener: @unchecked Sendable {  // immutable but for the a
         var acceptTag: UInt64 { HTTPRelayListener.tag }
 
         override func handle(_ events: UInt32, tag: UInt64, loop: SpliceLoop) {
-            for _ in 0..<HTTPRelayListener.acceptsPerWakeup {
-                var peer = SpliceAddress()
-                peer.length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-                let client = withUnsafeMutablePointer(to: &peer.storage) { cshuttle_accept(fd, $0, &peer.length) }
-                if client >= 0 {
-                    HTTPRelayConnection.start(client: client, peer: peer, loop: loop, frontend: frontend)
-                    continue
-                }
-                switch errno {
-                case EAGAIN, EINVAL: return
-                case ECONNABORTED, EPROTO, EPERM: continue
-                case EMFILE, ENFILE, ENOBUFS, ENOMEM:
-                    // Level-triggered: the waiting clients would wake the loop
-                    // again at once, and for ever.
-                    frontend.driver.logger.error(
-                        "accept failed, pausing the HTTP listener for a second",
-                        metadata: ["error": "\(describeErrno("accept4", errno))"])
-                    loop.pauseAccepting(self)
-                    return
-                default:
-                    frontend.driver.logger.error(
-                        "accept failed", metadata: ["error": "\(describeErrno("accept4", errno))"])
-                    return
-                }
+            acceptClients(
+                on: loop, limit: HTTPRelayListener.acceptsPerWakeup, logger: frontend.driver.logger, address: "-http"
+            ) { client, peer in
+                HTTPRelayConnection.start(client: client, peer: peer, loop: loop, frontend: frontend)
             }
         }
     }

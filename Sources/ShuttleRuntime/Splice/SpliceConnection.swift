@@ -74,7 +74,8 @@ final class SpliceConnection: RelayConnection, PlacedClient, @unchecked Sendable
         }
     }
 
-    private static func setNoDelay(_ fd: Int32) {
+    /// TCP_NODELAY on a backend socket (the HTTP relay's too).
+    static func setNoDelay(_ fd: Int32) {
         var one: Int32 = 1
         _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
     }
@@ -91,7 +92,7 @@ final class SpliceConnection: RelayConnection, PlacedClient, @unchecked Sendable
         self.target = target
         state = .placing
         connectStarted = cshuttle_now()
-        let timeout = target.connectTimeout > 0 ? UInt64(target.connectTimeout) * 1_000_000 : Self.defaultConnectTimeout
+        let timeout = Self.connectTimeout(of: target)
         connectDeadline = connectStarted + timeout
         let attempt = connectStarted
         // A host name resolves while the connect deadline runs.
@@ -225,7 +226,13 @@ final class SpliceConnection: RelayConnection, PlacedClient, @unchecked Sendable
         }
     }
 
-    private static func socketError(_ fd: Int32) -> Int32 {
+    /// The service's connect timeout in nanoseconds, or the default.
+    static func connectTimeout(of target: BackendTarget) -> UInt64 {
+        target.connectTimeout > 0 ? UInt64(target.connectTimeout) * 1_000_000 : defaultConnectTimeout
+    }
+
+    /// A socket's pending error (SO_ERROR), the HTTP relay's too.
+    static func socketError(_ fd: Int32) -> Int32 {
         var value: Int32 = 0
         var length = socklen_t(MemoryLayout<Int32>.size)
         guard getsockopt(fd, SOL_SOCKET, SO_ERROR, &value, &length) == 0 else { return errno }

@@ -61,29 +61,8 @@ final class SpliceListener: SpliceSource, AcceptingSource, @unchecked Sendable {
     }
 
     override func handle(_ events: UInt32, tag: UInt64, loop: SpliceLoop) {
-        for _ in 0..<Self.acceptsPerWakeup {
-            var peer = SpliceAddress()
-            peer.length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            let client = withUnsafeMutablePointer(to: &peer.storage) { cshuttle_accept(fd, $0, &peer.length) }
-            if client >= 0 {
-                SpliceConnection.start(client: client, peer: peer, listener: id, loop: loop, driver: driver)
-                continue
-            }
-            switch errno {
-            case EAGAIN, EINVAL:  // no more clients; or closed meanwhile
-                return
-            case ECONNABORTED, EPROTO, EPERM:
-                continue
-            case EMFILE, ENFILE, ENOBUFS, ENOMEM:
-                driver.logger.error(
-                    "accept failed, pausing this listener for a second",
-                    metadata: ["address": "\(address)", "error": "\(describeErrno("accept4", errno))"])
-                loop.pauseAccepting(self)
-                return
-            default:
-                driver.logger.error("accept failed", metadata: ["address": "\(address)", "error": "\(describeErrno("accept4", errno))"])
-                return
-            }
+        acceptClients(on: loop, limit: Self.acceptsPerWakeup, logger: driver.logger, address: address) { client, peer in
+            SpliceConnection.start(client: client, peer: peer, listener: id, loop: loop, driver: driver)
         }
     }
 

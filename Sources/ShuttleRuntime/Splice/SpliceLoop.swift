@@ -3,6 +3,7 @@ import CShuttleSplice
 import CoreMetrics
 import Dispatch
 import Glibc
+import Logging
 import NIOConcurrencyHelpers
 import ShuttleModel
 
@@ -22,6 +23,40 @@ protocol AcceptingSource: SpliceSource {
     var isClosing: Bool { get }
     var acceptEvents: UInt32 { get }
     var acceptTag: UInt64 { get }
+}
+
+extension AcceptingSource {
+    /// Accepts up to `limit` waiting clients and hands each to `start`.
+    /// Out of descriptors, the loop stops watching the socket for a second:
+    /// level-triggered, it would wake the loop again at once, and for ever.
+    func acceptClients(
+        on loop: SpliceLoop, limit: Int, logger: Logger, address: String, start: (Int32, SpliceAddress) -> Void
+    ) {
+        for _ in 0..<limit {
+            var peer = SpliceAddress()
+            peer.length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let client = withUnsafeMutablePointer(to: &peer.storage) { cshuttle_accept(fd, $0, &peer.length) }
+            if client >= 0 {
+                start(client, peer)
+                continue
+            }
+            switch errno {
+            case EAGAIN, EINVAL:  // no more clients; or closed meanwhile
+                return
+            case ECONNABORTED, EPROTO, EPERM:
+                continue
+            case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                logger.error(
+                    "accept failed, pausing this listener for a second",
+                    metadata: ["address": "\(address)", "error": "\(describeErrno("accept4", errno))"])
+                loop.pauseAccepting(self)
+                return
+            default:
+                logger.error("accept failed", metadata: ["address": "\(address)", "error": "\(describeErrno("accept4", errno))"])
+                return
+            }
+        }
+    }
 }
 
 /// A client connection a relay loop holds: a TCP service's (`SpliceConnection`)
