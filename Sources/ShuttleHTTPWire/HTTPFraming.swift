@@ -91,7 +91,7 @@ enum HTTPFraming {
 }
 
 /// The byte classes and comparisons of HTTP/1.1's grammar.
-enum HTTPBytes {
+public enum HTTPBytes {
     /// tchar (RFC 9110 §5.6.2).
     @inline(__always)
     static func isTokenByte(_ byte: UInt8) -> Bool {
@@ -122,18 +122,14 @@ enum HTTPBytes {
     }
 
     @inline(__always)
-    static func isTextByte(_ byte: UInt8) -> Bool {
-        isValueByte(byte)
-    }
-
-    @inline(__always)
     static func isDigit(_ byte: UInt8) -> Bool {
         byte >= .zero && byte <= .zero + 9
     }
 
-    /// Whether `range` of `bytes` is `lowercase` in any case (ASCII).
-    @inline(__always)
-    static func equals(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, lowercase: StaticString) -> Bool {
+    /// Whether `range` of `bytes` is `lowercase` in any case (ASCII): a
+    /// field name compared in place.
+    @inlinable
+    public static func equals(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, lowercase: StaticString) -> Bool {
         guard range.count == lowercase.utf8CodeUnitCount else { return false }
         let expected = lowercase.utf8Start
         var index = 0

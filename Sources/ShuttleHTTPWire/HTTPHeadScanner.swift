@@ -326,7 +326,7 @@ private struct LineReader {
         if position < end, bytes[position] == .space {
             position += 1
             let reasonStart = position
-            while position < end, HTTPBytes.isTextByte(bytes[position]) { position += 1 }
+            while position < end, HTTPBytes.isValueByte(bytes[position]) { position += 1 }
             head.reason = reasonStart..<position
         } else {
             head.reason = position..<position

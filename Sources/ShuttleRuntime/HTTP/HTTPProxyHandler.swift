@@ -293,16 +293,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, @un
     /// Carries out the model's actions for this exchange; any other action
     /// goes to the driver.
     func carryOut(_ actions: [Action], for exchange: HTTPExchange) {
-        for action in actions {
-            switch action {
-            case .connectBackend(let id, let target) where id == exchange.id:
-                acquire(target, for: exchange)
-            case .answerRequest(let id, let answer) where id == exchange.id:
-                answerLocally(answer, for: exchange)
-            default:
-                driver.perform(action)
-            }
-        }
+        driver.carryOut(
+            actions, forRequest: exchange.id, connect: { acquire($0, for: exchange) },
+            answer: { answerLocally($0, for: exchange) })
     }
 
     // MARK: Malformed requests

@@ -1,4 +1,5 @@
 #if os(Linux)
+import CShuttleSplice
 import NIOCore
 import NIOHTTP1
 import ShuttleHTTPWire
@@ -198,7 +199,7 @@ extension HTTPRelayConnection {
         }
         loop.report(.requestFinished(exchange.id, outcome), to: driver)
         if let service = exchange.target?.service {
-            let nanoseconds = Int64(cshuttleNow() - exchange.started)
+            let nanoseconds = Int64(cshuttle_now() - exchange.started)
             let metrics = driver.metrics
             state.requestTimers.value(for: service) { metrics.requestTimer(service: service) }
                 .recordNanoseconds(nanoseconds)
@@ -210,7 +211,7 @@ extension HTTPRelayConnection {
         frontend.accessLog.log(
             AccessLog.Entry(
                 id: exchange.requestID, method: exchange.method, clientIP: clientIP, url: exchange.url,
-                backend: backend, status: status, duration: Double(cshuttleNow() - exchange.started) / 1e9,
+                backend: backend, status: status, duration: Double(cshuttle_now() - exchange.started) / 1e9,
                 agent: exchange.agent, error: exchange.error))
     }
 }

@@ -55,7 +55,7 @@ extension HTTPRelayConnection {
             return
         }
         loop.recordConnect(
-            backend.target, nanoseconds: Int64(cshuttleNow() - backend.connectStarted), metrics: driver.metrics)
+            backend.target, nanoseconds: Int64(cshuttle_now() - backend.connectStarted), metrics: driver.metrics)
         attach(backend, to: exchange)
         pump()
     }
@@ -236,20 +236,11 @@ extension HTTPRelayConnection {
             exchange.responseRemaining -= UInt64(take)
             moved = take
             ended = exchange.responseRemaining == 0
-        case .chunked:
-            switch exchange.responseChunks.advance(over: available) {
-            case .more: moved = available.count
-            case .ended(let count):
-                moved = count
-                ended = true
-            case .invalid:
-                backendBrokeOff(exchange, reason: "malformed chunked answer")
-                return true
-            }
-            outbox.append(UnsafeRawBufferPointer(rebasing: available[0..<moved]))
-        case .dechunked:
+        case .chunked, .dechunked:
+            // Passed on as it came, or (to an HTTP/1.0 client) its data alone.
+            let dechunk = exchange.body == .dechunked
             let progress = exchange.responseChunks.advance(over: available) { range in
-                outbox.append(UnsafeRawBufferPointer(rebasing: available[range]))
+                if dechunk { outbox.append(UnsafeRawBufferPointer(rebasing: available[range])) }
             }
             switch progress {
             case .more: moved = available.count
@@ -260,6 +251,7 @@ extension HTTPRelayConnection {
                 backendBrokeOff(exchange, reason: "malformed chunked answer")
                 return true
             }
+            if !dechunk { outbox.append(UnsafeRawBufferPointer(rebasing: available[0..<moved])) }
         case .chunkEncoded:
             moved = available.count
             if moved > 0 {
@@ -382,8 +374,4 @@ extension HTTPRelayConnection {
         return moved
     }
 }
-
-/// The monotonic clock in nanoseconds (the loop's `now` is read once per wake-up).
-@inline(__always)
-func cshuttleNow() -> UInt64 { cshuttle_now() }
 #endif

@@ -247,10 +247,10 @@ final class HTTPRelayConnection: RelayConnection, @unchecked Sendable {  // conf
         var oldID: String?
         for field in scanner.fields {
             switch field.name.count {
-            case 10 where HTTPWireNames.equals(bytes, field.name, "user-agent"): agent = text(field.value)
-            case 12 where HTTPWireNames.equals(bytes, field.name, "x-request-id"):
+            case 10 where HTTPBytes.equals(bytes, field.name, lowercase: "user-agent"): agent = text(field.value)
+            case 12 where HTTPBytes.equals(bytes, field.name, lowercase: "x-request-id"):
                 if oldID == nil && !field.value.isEmpty { oldID = text(field.value) }
-            case 17 where HTTPWireNames.equals(bytes, field.name, "x-forwarded-proto"):
+            case 17 where HTTPBytes.equals(bytes, field.name, lowercase: "x-forwarded-proto"):
                 if forwardedProto == nil { forwardedProto = text(field.value) }
             default: break
             }
@@ -277,16 +277,9 @@ final class HTTPRelayConnection: RelayConnection, @unchecked Sendable {  // conf
     /// Carries out the model's actions for this exchange; any other action
     /// goes to the driver.
     func carryOut(_ actions: [Action], for exchange: HTTPRelayExchange) {
-        for action in actions {
-            switch action {
-            case .connectBackend(let id, let target) where id == exchange.id:
-                acquire(target, for: exchange)
-            case .answerRequest(let id, let answer) where id == exchange.id:
-                answerLocally(answer, for: exchange)
-            default:
-                driver.perform(action)
-            }
-        }
+        driver.carryOut(
+            actions, forRequest: exchange.id, connect: { acquire($0, for: exchange) },
+            answer: { answerLocally($0, for: exchange) })
     }
 
     // MARK: Time
@@ -352,17 +345,4 @@ final class HTTPRelayConnection: RelayConnection, @unchecked Sendable {  // conf
     }
 }
 
-/// Field names compared in place.
-enum HTTPWireNames {
-    static func equals(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ lowercase: StaticString) -> Bool {
-        guard range.count == lowercase.utf8CodeUnitCount else { return false }
-        let expected = lowercase.utf8Start
-        for index in 0..<range.count {
-            var byte = bytes[range.lowerBound + index]
-            if byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") { byte |= 0x20 }
-            if byte != expected[index] { return false }
-        }
-        return true
-    }
-}
 #endif

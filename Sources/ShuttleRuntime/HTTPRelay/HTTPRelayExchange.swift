@@ -1,4 +1,5 @@
 #if os(Linux)
+import NIOHTTP1
 import ShuttleHTTPWire
 import ShuttleModel
 
@@ -94,18 +95,10 @@ final class HTTPRelayExchange: @unchecked Sendable {  // confined to its connect
         default: break
         }
         requestEnded = scanned.framing == .none
-        replay = Self.isIdempotent(method) ? [] : nil
+        replay = HeaderRules.isIdempotent(HTTPMethod(rawValue: method)) ? [] : nil
     }
 
     /// The backend can still take what the client sends.
     var isForwarding: Bool { !answeredLocally && !responseEnded }
-
-    /// Methods safe to send twice (RFC 9110 9.2.2).
-    static func isIdempotent(_ method: String) -> Bool {
-        switch method {
-        case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE": return true
-        default: return false
-        }
-    }
 }
 #endif
