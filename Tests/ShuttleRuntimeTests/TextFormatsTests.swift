@@ -28,6 +28,26 @@ struct TextFormatsTests {
         #expect(object["duration"] as? Double == 0.000002)
     }
 
+    @Test("an access log line is the original's logfmt, quoted where a value needs it")
+    func accessLogLine() {
+        let entry = AccessLog.Entry(
+            id: "a1b2", method: "GET", clientIP: "127.0.0.1", url: "/a?b=c", backend: "127.0.0.1:8080", status: 200,
+            duration: 0.0123456, agent: "curl/8.5", error: "")
+        #expect(
+            AccessLog.line(entry)
+                == "id=a1b2 method=GET client-ip=127.0.0.1 url=\"/a?b=c\" backend=127.0.0.1:8080 status=200 duration=0.012346 agent=curl/8.5 err=\n")
+        var odd = entry
+        odd.url = "/caf\u{E9}"
+        odd.agent = "x \"y\" \\z"
+        odd.error = "one\r\ntwo\nthree"
+        odd.status = 7
+        #expect(
+            AccessLog.line(odd)
+                == "id=a1b2 method=GET client-ip=127.0.0.1 url=/caf\u{E9} backend=127.0.0.1:8080 status=7 duration=0.012346 agent=\"x \\\"y\\\" \\\\z\" err=\"one\\r\\ntwo\\nthree\"\n")
+        // However the error reads, the line is one line.
+        #expect(AccessLog.line(odd).split(separator: "\n", omittingEmptySubsequences: false).count == 2)
+    }
+
     @Test("path names split as NSString's did")
     func pathNames() {
         for (path, directory, last) in [

@@ -35,7 +35,7 @@ public final class LogOutput: Sendable {
 
     struct Pending {
         /// Lines not yet written, each with its newline.
-        var text = ""
+        var text: [UInt8] = []
         var lines = 0
         var dropped = 0
         /// A drain is scheduled or running: new lines join it.
@@ -52,12 +52,18 @@ public final class LogOutput: Sendable {
 
     /// Hands over one line (with its newline).
     public func write(_ line: String) {
+        append { $0.append(contentsOf: line.utf8) }
+    }
+
+    /// Hands over one line (with its newline) that `fill` appends to the
+    /// pending bytes, under the lock: the line needs no buffer of its own.
+    public func append(_ fill: (inout [UInt8]) -> Void) {
         let startDrain = state.withLockedValue { s -> Bool in
             guard s.lines < Self.maximumBacklog else {
                 s.dropped += 1
                 return false
             }
-            s.text += line
+            fill(&s.text)
             s.lines += 1
             guard !s.draining else { return false }
             s.draining = true
@@ -84,15 +90,15 @@ public final class LogOutput: Sendable {
 
     /// Writes every line handed over so far (on the queue).
     private func writePending() {
-        let (text, dropped) = state.withLockedValue { s -> (String, Int) in
+        let (text, dropped) = state.withLockedValue { s -> ([UInt8], Int) in
             defer {
-                s.text = ""
+                s.text = []
                 s.lines = 0
                 s.dropped = 0
             }
             return (s.text, s.dropped)
         }
-        if !text.isEmpty { sink(text) }
+        if !text.isEmpty { sink(String(decoding: text, as: UTF8.self)) }
         if dropped > 0 { sink("shuttle: \(dropped) log lines dropped while standard error was slow\n") }
     }
 
