@@ -225,12 +225,14 @@ public enum HTTPHeadWriter {
 
     @inline(__always)
     static func append(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, to out: inout [UInt8]) {
-        out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[range]))
+        // As typed bytes: a raw buffer is appended byte by byte, a typed
+        // one in one copy.
+        UnsafeRawBufferPointer(rebasing: bytes[range]).withMemoryRebound(to: UInt8.self) { out.append(contentsOf: $0) }
     }
 
     @inline(__always)
     static func append(_ text: StaticString, to out: inout [UInt8]) {
-        out.append(contentsOf: UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+        text.withUTF8Buffer { out.append(contentsOf: $0) }
     }
 
     static func appendStatus(_ status: Int, to out: inout [UInt8]) {

@@ -235,7 +235,7 @@ final class HTTPRelayConnection: RelayConnection, @unchecked Sendable {  // conf
         if exchange.replay!.count + bytes.count > HTTPProxyHandler.replayLimit {
             exchange.replay = nil
         } else {
-            exchange.replay!.append(contentsOf: bytes)
+            bytes.withMemoryRebound(to: UInt8.self) { exchange.replay!.append(contentsOf: $0) }
         }
     }
 
