@@ -49,79 +49,54 @@ public final class AccessLog: Sendable {
     /// to a String checks its encoding at every piece, a sixth of the
     /// line's cost).
     static func appendLine(_ e: Entry, to out: inout [UInt8]) {
-        append("id=", to: &out)
-        append(e.id, to: &out)
-        append(" method=", to: &out)
-        append(e.method, to: &out)
-        append(" client-ip=", to: &out)
-        append(e.clientIP, to: &out)
-        append(" url=", to: &out)
-        appendQuoted(e.url, to: &out)
-        append(" backend=", to: &out)
-        append(e.backend, to: &out)
-        append(" status=", to: &out)
-        appendDecimal(Int64(e.status), to: &out)
-        append(" duration=", to: &out)
-        appendSeconds(e.duration, to: &out)
-        append(" agent=", to: &out)
-        appendQuoted(e.agent, to: &out)
-        append(" err=", to: &out)
-        appendQuoted(e.error, to: &out)
-        out.append(0x0A)
+        // Quoted where needed first (rarely: no copy when bare), so that
+        // the line's length is known.
+        let url = quote(e.url)
+        let agent = quote(e.agent)
+        let error = quote(e.error)
+        // The keys and the numbers (status and duration: 20 digits each at
+        // most, with a sign, a point and six decimals) take under 128.
+        let room = 128 + e.id.utf8.count + e.method.utf8.count + e.clientIP.utf8.count + url.utf8.count
+            + e.backend.utf8.count + agent.utf8.count + error.utf8.count
+        // Growing as an array grows: an exact reserve would copy the whole
+        // pending output for every line.
+        if out.capacity - out.count < room { out.reserveCapacity(max(out.capacity * 2, out.count + room)) }
+        LineWriter.append(to: &out, room: room) { line in
+            line.put(literal: "id=")
+            line.put(e.id)
+            line.put(literal: " method=")
+            line.put(e.method)
+            line.put(literal: " client-ip=")
+            line.put(e.clientIP)
+            line.put(literal: " url=")
+            line.put(url)
+            line.put(literal: " backend=")
+            line.put(e.backend)
+            line.put(literal: " status=")
+            line.put(decimal: Int64(e.status))
+            line.put(literal: " duration=")
+            line.put(seconds: e.duration)
+            line.put(literal: " agent=")
+            line.put(agent)
+            line.put(literal: " err=")
+            line.put(error)
+            line.put(0x0A)
+        }
     }
 
     /// Seconds with six decimals (as `%.6f`), without Foundation's formatter.
     static func seconds(_ value: Double) -> String {
         var out: [UInt8] = []
-        appendSeconds(value, to: &out)
+        LineWriter.append(to: &out, room: 40) { $0.put(seconds: value) }
         return String(decoding: out, as: UTF8.self)
-    }
-
-    static func appendSeconds(_ value: Double, to out: inout [UInt8]) {
-        let micros = Int64((max(0, value) * 1e6).rounded())
-        appendDecimal(micros / 1_000_000, to: &out)
-        out.append(UInt8(ascii: "."))
-        var digits = micros % 1_000_000
-        var scale: Int64 = 100_000
-        for _ in 0..<6 {
-            out.append(UInt8(48 + digits / scale))
-            digits %= scale
-            scale /= 10
-        }
-    }
-
-    static func appendDecimal(_ value: Int64, to out: inout [UInt8]) {
-        if value < 0 { out.append(UInt8(ascii: "-")) }
-        var rest = value.magnitude
-        var scale: UInt64 = 1
-        while scale <= rest / 10 { scale *= 10 }
-        while scale > 0 {
-            out.append(UInt8(48 + rest / scale))
-            rest %= scale
-            scale /= 10
-        }
-    }
-
-    private static func append(_ text: StaticString, to out: inout [UInt8]) {
-        text.withUTF8Buffer { out.append(contentsOf: $0) }
-    }
-
-    private static func append(_ text: String, to out: inout [UInt8]) {
-        var text = text
-        text.withUTF8 { out.append(contentsOf: $0) }
-    }
-
-    static func appendQuoted(_ value: String, to out: inout [UInt8]) {
-        if isBare(value) {
-            append(value, to: &out)
-        } else {
-            append(quote(value), to: &out)
-        }
     }
 
     /// ASCII without space, quote, '=' or line breaks.
     private static func isBare(_ value: String) -> Bool {
-        !value.utf8.contains(where: { $0 == 0x20 || $0 == 0x22 || $0 == 0x3D || (0x0A...0x0D).contains($0) || $0 >= 0x80 })
+        func bare(_ byte: UInt8) -> Bool {
+            !(byte == 0x20 || byte == 0x22 || byte == 0x3D || (0x0A...0x0D).contains(byte) || byte >= 0x80)
+        }
+        return value.utf8.withContiguousStorageIfAvailable { $0.allSatisfy(bare) } ?? value.utf8.allSatisfy(bare)
     }
 
     /// The entry as one JSON object, with the logfmt line's keys.
