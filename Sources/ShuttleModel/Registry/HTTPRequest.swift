@@ -111,7 +111,7 @@ extension Registry {
         guard let header = request.authority, let host = VirtualHostName.fromHostHeader(header) else {
             return [.answerRequest(id, .badRequest(reason: "missing or malformed Host header"))]
         }
-        guard let name = routeVirtualHost(host), let index = services.index(forKey: name) else {
+        guard let name = route(lookupForm: host), let index = services.index(forKey: name) else {
             return [.answerRequest(id, .unknownHost(host))]
         }
         let secure = request.isTLS || request.forwardedProto?.lowercased() == "https"

@@ -103,6 +103,11 @@ public struct Registry: Sendable {
     /// or a TLS server name); nil when no virtual host matches.
     public mutating func routeVirtualHost(_ host: String) -> String? {
         guard let name = VirtualHostName.fromHostHeader(host) else { return nil }
+        return route(lookupForm: name)
+    }
+
+    /// `routeVirtualHost` for a name already in its lookup form.
+    mutating func route(lookupForm name: String) -> String? {
         let services = self.services  // a second reference: the table moves while this is read
         return virtualHosts.route(name) { service in
             services.index(forKey: service).map { services.values[$0].hasBackendUp } ?? false
