@@ -67,6 +67,9 @@ public final class Driver: Sendable {
     public let certificateReloader = NIOLockedValueBox<(@Sendable () throws -> CertificateStore.Report)?>(nil)
     /// Called with the running config after every change (error pages follow it).
     let configObservers = NIOLockedValueBox<[@Sendable (Config) -> Void]>([])
+    /// Called with each backend that left the config (HTTP pools close its
+    /// idle connections).
+    let retirementObservers = NIOLockedValueBox<[@Sendable (BackendID) -> Void]>([])
 
     public init(
         group: any EventLoopGroup, control: any EventLoop, logger: Logger, stateFile: StateFile?, seed: UInt64 = 0,
@@ -99,6 +102,11 @@ public final class Driver: Sendable {
         configObservers.withLockedValue { $0.append(observer) }
     }
 
+    /// Calls `observer` with each backend that leaves the config.
+    func observeRetiredBackends(_ observer: @escaping @Sendable (BackendID) -> Void) {
+        retirementObservers.withLockedValue { $0.append(observer) }
+    }
+
     /// Feeds one event to the model and returns its actions, unperformed.
     @discardableResult
     public func send(_ event: Event) -> [Action] {
@@ -125,11 +133,14 @@ public final class Driver: Sendable {
     /// A new client connection (or UDP flow): `.clientConnected` without
     /// the array of actions, for the data path.
     public func place(_ connection: ConnectionID, listener: ListenerID, key: BalanceKey) -> Placement {
-        let placement = registry.withLockedValue { $0.place(connection, listener: listener, key: key) }
-        if let recorder {
-            recorder(.clientConnected(connection, listener: listener, key: key), [placement.action(for: connection)])
+        // Recorded under the lock, as `send` records: placed by two loops at
+        // once, recorded outside it, the recording could have the other
+        // order and not replay.
+        registry.withLockedValue { registry in
+            let placement = registry.place(connection, listener: listener, key: key)
+            recorder?(.clientConnected(connection, listener: listener, key: key), [placement.action(for: connection)])
+            return placement
         }
-        return placement
     }
 
     /// Whether to log a warning of kind `key` now (at most once a second
@@ -212,6 +223,8 @@ public final class Driver: Sendable {
             checker.start()
         case .stopHealthCheck(let id):
             resources.withLockedValue { $0.checks.removeValue(forKey: id) }?.stop()
+        case .retireBackend(let id):
+            for observer in retirementObservers.withLockedValue({ $0 }) { observer(id) }
         case .persist(let config):
             stateFile?.write(config, logger: logger)
             for observer in configObservers.withLockedValue({ $0 }) { observer(config) }

@@ -283,7 +283,7 @@ public struct InvariantChecker: Sendable {
                         "service \(listener.service) asked for a new listener on \(listener.address) though it listens there already")
                 }
                 binding[listener.id] = listener
-            case .closeListener, .startHealthCheck, .stopHealthCheck, .persist:
+            case .closeListener, .startHealthCheck, .stopHealthCheck, .retireBackend, .persist:
                 group.append(action)
             case .reply(let id, let reply):
                 if let v = settle(id, reply, group, &applied) { return v }
@@ -380,6 +380,7 @@ public struct InvariantChecker: Sendable {
         let final = config
         let group = applied.changes
         let bound = applied.bound
+        let backendsBefore = Set(backends.keys)
         /// Present at every step, with the same address and network throughout.
         func sameListener(_ name: String) -> Bool {
             guard let first = old.service(named: name) else { return false }
@@ -479,6 +480,17 @@ public struct InvariantChecker: Sendable {
 
         serviceSettings = [:]
         for service in final.services { serviceSettings[service.name] = ServiceSettings(service: service, global: final) }
+
+        // Retired: every backend that left (its idle connections are closed), and none that stays.
+        let retired = Set(group.compactMap { action -> BackendID? in
+            if case .retireBackend(let id) = action { return id } else { return nil }
+        })
+        if let kept = retired.first(where: { backends[$0] != nil }) {
+            return Violation(.removedBackend, "retired \(kept), which is still in the config")
+        }
+        if let left = backendsBefore.subtracting(backends.keys).first(where: { !retired.contains($0) }) {
+            return Violation(.removedBackend, "\(left) left the config without being retired")
+        }
 
         // Checks: exactly the backends with a check address, restarted only when they changed.
         var stopped: [BackendID: HealthCheck] = [:]

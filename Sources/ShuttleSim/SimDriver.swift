@@ -142,6 +142,8 @@ extension Simulation {
             queue.push(.probe(backend: check.backend.raw, generation: generation), at: now)
         case .stopHealthCheck(let id):
             proxy.checkers[id] = nil
+        case .retireBackend:
+            break  // the simulated proxy keeps no idle connections
         case .persist(let config):
             disk = config
         case .reply(let id, let reply):

@@ -104,6 +104,7 @@ public struct TraceDigest: Sendable, Equatable {
             case .closeListener(let id): mix(202, id.raw)
             case .startHealthCheck(let c): mix(203, c.backend.raw)
             case .stopHealthCheck(let id): mix(204, id.raw)
+            case .retireBackend(let id): mix(214, id.raw)
             case .persist(let config): mix(205, UInt64(config.services.count))
             case .reply(let id, let reply):
                 switch reply {

@@ -86,6 +86,10 @@ extension Array where Element == Action {
         compactMap { if case .stopHealthCheck(let id) = $0 { return id } else { return nil } }
     }
 
+    var retiredBackends: [BackendID] {
+        compactMap { if case .retireBackend(let id) = $0 { return id } else { return nil } }
+    }
+
     var targets: [BackendTarget] {
         compactMap { if case .connectBackend(_, let target) = $0 { return target } else { return nil } }
     }

@@ -218,6 +218,7 @@ extension Harness {
         let newB = try #require(harness.registry.backendID(service: "web", backend: "b"))
         #expect(newB != b)
         #expect(actions.stoppedChecks == [b])
+        #expect(actions.retiredBackends == [b], "the replaced backend's idle connections are closed, a's kept")
         #expect(actions.startedChecks.map(\.backend) == [newB])
         #expect(actions.startedChecks.first?.address == "10.0.0.2:81")
         #expect(actions.binds == [] && actions.closedListeners == [])
@@ -256,6 +257,7 @@ extension Harness {
         #expect(Set(actions.stoppedChecks) == Set(ids))
         #expect(Set(actions.startedChecks.map(\.backend)) == Set(ids))
         #expect(actions.startedChecks.allSatisfy { $0.interval == 750 })
+        #expect(actions.retiredBackends == [], "the same backends: their connections stay")
     }
 
     @Test func changingAServicesAddressBindsANewListenerAndClosesTheOld() throws {
@@ -267,6 +269,7 @@ extension Harness {
         #expect(actions.binds.map(\.id) == [new])
         #expect(actions.closedListeners == [old])
         #expect(actions.stoppedChecks == [] && actions.startedChecks == [])
+        #expect(actions.retiredBackends == [])
         #expect(harness.send(.clientConnected(ConnectionID(50), listener: old, key: .none)) == [.closeClient(ConnectionID(50), .noService)])
         #expect(harness.connect("web").1.targets.count == 1)
     }
@@ -279,6 +282,7 @@ extension Harness {
         let actions = harness.admin(.removeService(name: "web"))
         #expect(actions.closedListeners == [listener])
         #expect(actions.stoppedChecks == ids)
+        #expect(actions.retiredBackends == ids)
         #expect(actions.binds == [] && actions.startedChecks == [])
         #expect(actions.replies.map(\.1) == [.applied(twoServices.removingService("web").canonical)])
         #expect(harness.registry.config.service(named: "web") == nil)

@@ -51,12 +51,17 @@ public final class TestHTTPBackend: Sendable {
     /// The port it listens on (kept: a closed channel has no address).
     public let port: Int
     let connectionCount: NIOLockedValueBox<Int>
+    let openCount: NIOLockedValueBox<Int>
     let heads: NIOLockedValueBox<[HTTPRequestHead]>
 
-    private init(channel: any Channel, connections: NIOLockedValueBox<Int>, heads: NIOLockedValueBox<[HTTPRequestHead]>) {
+    private init(
+        channel: any Channel, connections: NIOLockedValueBox<Int>, open: NIOLockedValueBox<Int>,
+        heads: NIOLockedValueBox<[HTTPRequestHead]>
+    ) {
         self.channel = channel
         self.port = channel.localAddress!.port!
         self.connectionCount = connections
+        self.openCount = open
         self.heads = heads
     }
 
@@ -64,11 +69,14 @@ public final class TestHTTPBackend: Sendable {
     public var address: String { "127.0.0.1:\(port)" }
     /// Connections accepted so far.
     public var connections: Int { connectionCount.withLockedValue { $0 } }
+    /// Connections open now.
+    public var openConnections: Int { openCount.withLockedValue { $0 } }
     /// Request heads read so far.
     public var requests: [HTTPRequestHead] { heads.withLockedValue { $0 } }
 
     public static func start(_ behaviour: Behaviour, group: any EventLoopGroup, port: Int = 0) async throws -> TestHTTPBackend {
         let connections = NIOLockedValueBox(0)
+        let open = NIOLockedValueBox(0)
         let heads = NIOLockedValueBox<[HTTPRequestHead]>([])
         var bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -78,6 +86,8 @@ public final class TestHTTPBackend: Sendable {
         let channel = try await bootstrap
             .childChannelInitializer { channel in
                 connections.withLockedValue { $0 += 1 }
+                open.withLockedValue { $0 += 1 }
+                channel.closeFuture.whenComplete { _ in open.withLockedValue { $0 -= 1 } }
                 return channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     switch behaviour {
@@ -92,7 +102,7 @@ public final class TestHTTPBackend: Sendable {
                 }
             }
             .bind(host: "127.0.0.1", port: port).get()
-        return TestHTTPBackend(channel: channel, connections: connections, heads: heads)
+        return TestHTTPBackend(channel: channel, connections: connections, open: open, heads: heads)
     }
 
     public func close() async {

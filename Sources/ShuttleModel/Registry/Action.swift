@@ -12,6 +12,9 @@ public enum Action: Equatable, Sendable {
     case startHealthCheck(HealthCheck)
     /// Stop checking a backend; results still in flight are ignored.
     case stopHealthCheck(BackendID)
+    /// A backend left the config (removed, or replaced under a new id):
+    /// close the idle connections kept for it. Those in use finish.
+    case retireBackend(BackendID)
     /// Write the state file with this config (it changed).
     case persist(Config)
     /// Answer an admin request.

@@ -243,6 +243,9 @@ extension Action: Codable {
         case .stopHealthCheck(let id):
             try c.encode("stopHealthCheck", forKey: .kind)
             try c.encode(id.raw, forKey: .backend)
+        case .retireBackend(let id):
+            try c.encode("retireBackend", forKey: .kind)
+            try c.encode(id.raw, forKey: .backend)
         case .persist(let config):
             try c.encode("persist", forKey: .kind)
             try c.encode(config, forKey: .config)
@@ -286,6 +289,8 @@ extension Action: Codable {
                     address: try c.string(.address), interval: try c.int(.interval), timeout: try c.int(.timeout)))
         case "stopHealthCheck":
             self = .stopHealthCheck(BackendID(try c.raw(.backend)))
+        case "retireBackend":
+            self = .retireBackend(BackendID(try c.raw(.backend)))
         case "persist":
             self = .persist(try c.decode(Config.self, forKey: .config))
         case "reply":

@@ -171,8 +171,9 @@ extension Registry {
                 listeners[listener.id] = nil
                 boundAddresses[listener.id] = nil
             }
-            for backend in state.backends where backend.check != nil {
-                actions.append(.stopHealthCheck(backend.id))
+            for backend in state.backends {
+                if backend.check != nil { actions.append(.stopHealthCheck(backend.id)) }
+                actions.append(.retireBackend(backend.id))
             }
         }
 
@@ -215,6 +216,7 @@ extension Registry {
             let nextIDs = Set(next.map(\.id))
             for retired in state.backends where !nextIDs.contains(retired.id) {
                 if retired.check != nil { actions.append(.stopHealthCheck(retired.id)) }
+                actions.append(.retireBackend(retired.id))
                 state.own = state.own + retired.counters
             }
             for i in next.indices {

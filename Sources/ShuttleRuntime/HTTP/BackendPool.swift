@@ -27,6 +27,9 @@ final class BackendPool: @unchecked Sendable {  // each pool is used on its own 
 
     private final class IdleList {
         var connections: [BackendConnection] = []
+        /// The backend left the config then: a connection in use at the
+        /// time is closed when it comes back. Forgotten after `idleTimeout`.
+        var retiredAt: NIODeadline?
     }
 
     init(loop: any EventLoop) {
@@ -58,6 +61,10 @@ final class BackendPool: @unchecked Sendable {  // each pool is used on its own 
             list = IdleList()
             idle[connection.backend] = list
         }
+        if list.retiredAt != nil {
+            connection.close()
+            return
+        }
         if list.connections.count >= Self.maximumIdle {
             list.connections.removeAll { !$0.isUsable }
             guard list.connections.count < Self.maximumIdle else {
@@ -67,14 +74,29 @@ final class BackendPool: @unchecked Sendable {  // each pool is used on its own 
         }
         connection.idleSince = .now()
         list.connections.append(connection)
-        if sweeper == nil {
-            let interval = TimeAmount.nanoseconds(Self.idleTimeout.nanoseconds / 4)
-            sweeper = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] _ in
-                self?.sweep()
-            }
-        }
+        startSweeping()
         // It reads on while idle, so that a close by the backend is seen.
         connection.resumeReading()
+    }
+
+    private func startSweeping() {
+        guard sweeper == nil else { return }
+        let interval = TimeAmount.nanoseconds(Self.idleTimeout.nanoseconds / 4)
+        sweeper = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] _ in
+            self?.sweep()
+        }
+    }
+
+    /// Closes the idle connections to a backend that left the config.
+    /// Those in use then are closed when they come back.
+    func retire(_ backend: BackendID, now: NIODeadline = .now()) {
+        let list = idle[backend] ?? IdleList()
+        idle[backend] = list
+        list.retiredAt = now
+        let closing = list.connections
+        list.connections = []
+        for connection in closing { connection.close() }
+        startSweeping()
     }
 
     /// Closes the connections idle for `idleTimeout` at `now`, or closed by
@@ -87,7 +109,11 @@ final class BackendPool: @unchecked Sendable {  // each pool is used on its own 
                 expired.append(connection)
                 return true
             }
-            if list.connections.isEmpty { idle[backend] = nil }
+            if let retiredAt = list.retiredAt {
+                if now - retiredAt >= Self.idleTimeout { idle[backend] = nil }
+            } else if list.connections.isEmpty {
+                idle[backend] = nil
+            }
             for connection in expired { connection.close() }
         }
         if idle.isEmpty {

@@ -86,6 +86,10 @@ public final class HTTPFrontend: Sendable {
         self.loops = loops
         let pages = errorPages
         driver.observeConfig { pages.update($0) }
+        let pools = loops.values.map { ($0.loop, $0.pool) }
+        driver.observeRetiredBackends { backend in
+            for (loop, pool) in pools { loop.execute { pool.retire(backend) } }
+        }
     }
 
     func pool(for loop: any EventLoop) -> BackendPool? {
@@ -109,7 +113,11 @@ public final class HTTPFrontend: Sendable {
         #if os(Linux)
         if relay == .epoll {
             do {
-                let listener = try HTTPRelayListener.bind(address, frontend: self, relay: try driver.startRelay())
+                let spliceRelay = try driver.startRelay()
+                let listener = try HTTPRelayListener.bind(address, frontend: self, relay: spliceRelay)
+                driver.observeRetiredBackends { backend in
+                    for loop in spliceRelay.loops { loop.post { loop.retireHTTPBackend(backend) } }
+                }
                 return driver.control.makeSucceededFuture(
                     VirtualHostListener(channels: [], relay: listener, control: driver.control))
             } catch {

@@ -132,6 +132,10 @@ struct RelayFailure: Error, CustomStringConvertible {
 final class HTTPRelayPool {
     private final class Idle {
         var connections: [HTTPRelayBackend] = []
+        /// The backend left the config then (loop time): a connection in
+        /// use at the time is closed when it comes back. Forgotten after
+        /// `idleTimeout`.
+        var retiredAt: UInt64?
     }
 
     private var idle: [BackendID: Idle] = [:]
@@ -154,7 +158,7 @@ final class HTTPRelayPool {
             list = Idle()
             idle[connection.target.id] = list
         }
-        guard list.connections.count < BackendPool.maximumIdle else {
+        guard list.retiredAt == nil, list.connections.count < BackendPool.maximumIdle else {
             connection.close()
             return
         }
@@ -167,13 +171,28 @@ final class HTTPRelayPool {
         idle[connection.target.id]?.connections.removeAll { $0 === connection }
     }
 
+    /// Closes the idle connections to a backend that left the config.
+    /// Those in use then are closed when they come back.
+    func retire(_ backend: BackendID, now: UInt64) {
+        let list = idle[backend] ?? Idle()
+        idle[backend] = list
+        list.retiredAt = now
+        for connection in list.connections { connection.close() }
+        list.connections = []
+    }
+
     /// Closes the connections idle past `idleTimeout`.
     func sweep(_ now: UInt64) {
-        for list in idle.values {
+        for (backend, list) in idle {
             list.connections.removeAll { connection in
                 guard now - connection.idleSince >= Self.idleTimeout else { return false }
                 connection.close()
                 return true
+            }
+            if let retiredAt = list.retiredAt {
+                if now - retiredAt >= Self.idleTimeout { idle[backend] = nil }
+            } else if list.connections.isEmpty {
+                idle[backend] = nil
             }
         }
     }

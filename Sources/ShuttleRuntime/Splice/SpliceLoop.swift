@@ -125,6 +125,11 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
         return made
     }
 
+    /// Closes the idle HTTP connections kept for a backend that left the config.
+    func retireHTTPBackend(_ backend: BackendID) {
+        httpStateIfMade?.pool.retire(backend, now: now)
+    }
+
     /// How often timeouts and byte reports are looked at.
     static let tickInterval: UInt64 = 100_000_000
     static let batchSize = 256

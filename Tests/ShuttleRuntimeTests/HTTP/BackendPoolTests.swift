@@ -24,6 +24,34 @@ struct BackendPoolTests {
         await harness.shutdown()
     }
 
+    @Test("the idle connections to a backend that leaves the config are closed at once, not after the idle timeout")
+    func retiredBackendsIdleConnectionsClose() async throws {
+        let harness = try await HTTPHarness.start()
+        let first = try await TestHTTPBackend.start(.named("first"), group: harness.group)
+        let second = try await TestHTTPBackend.start(.named("second"), group: harness.group)
+        let other = try await TestHTTPBackend.start(.named("other"), group: harness.group)
+        let others = vhostService("o", hosts: ["o.test"], backends: [backend("x", other)])
+        try await harness.apply([vhostService("r", hosts: ["r.test"], backends: [backend("a", first)]), others])
+        let connection = try await harness.connect()
+        for _ in 0..<3 { #expect(try await connection.request(host: "r.test").text == "first") }
+        #expect(try await connection.request(host: "o.test").text == "other")
+        await connection.close()
+        #expect(first.openConnections == 1, "kept for the next request")
+
+        // Backend a moves to another address: a new backend, the old one's connection closes.
+        try await harness.apply([vhostService("r", hosts: ["r.test"], backends: [backend("a", second)]), others])
+        #expect(await eventually { first.openConnections == 0 }, "\(first.openConnections) still open")
+        #expect(try await harness.request(host: "r.test").text == "second")
+        #expect(await eventually { second.openConnections == 1 })
+
+        // The service goes: its backend's connection closes; the other service's stays.
+        try await harness.apply(.removeService(name: "r"))
+        #expect(await eventually { second.openConnections == 0 }, "\(second.openConnections) still open")
+        #expect(other.openConnections == 1)
+        for server in [first, second, other] { await server.close() }
+        await harness.shutdown()
+    }
+
     @Test("a backend that closes connections after answering causes no client errors")
     func backendClosesIdleConnections() async throws {
         let harness = try await HTTPHarness.start()
