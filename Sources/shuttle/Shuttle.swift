@@ -75,7 +75,7 @@ struct Shuttle: AsyncParsableCommand {
 
     @Option(
         name: .goStyle("http-relay"),
-        help: "How the -http listener relays requests: nio (SwiftNIO channels) or epoll (Linux: heads read in place on the relay's epoll threads; new).")
+        help: "How the -http listener relays requests: epoll (Linux: heads read in place on the relay's epoll threads) or nio (SwiftNIO channels).")
     var httpRelay = HTTPRelay.platformDefault.rawValue
 
     @Flag(name: .goStyle("admin-token-reads"), help: "Admin reads need the token too (/_health stays open).")

@@ -1,8 +1,13 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import ShuttleModel
 @testable import ShuttleRuntime
 import ShuttleTestSupport
 import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite("HTTP virtual hosts: keep-alive connections to backends")
 struct BackendPoolTests {
@@ -49,6 +54,38 @@ struct BackendPoolTests {
         #expect(await eventually { second.openConnections == 0 }, "\(second.openConnections) still open")
         #expect(other.openConnections == 1)
         for server in [first, second, other] { await server.close() }
+        await harness.shutdown()
+    }
+
+    @Test("a connection in use when its backend leaves the config is closed once its answer is through, not pooled")
+    func retiredWhileInUse() async throws {
+        let harness = try await HTTPHarness.start()
+        let (listener, port) = try RawSocket.listen()
+        let answer = NIOLockedValueBox(false)
+        // The backend answers when the test says so, then reads until the
+        // proxy closes (a read gives up after 30 s: the idle sweep is 60 s).
+        let backendSide = Task {
+            try await onThread { () -> [UInt8] in
+                let fd = try RawSocket.accept(listener)
+                defer { close(fd) }
+                _ = try RawSocket.read(fd)
+                while !answer.withLockedValue({ $0 }) { usleep(1_000) }
+                try RawSocket.send(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                return try RawSocket.readToEnd(fd)
+            }
+        }
+        try await harness.apply([
+            vhostService("w", hosts: ["w.test"], backends: [BackendConfig(name: "a", address: "127.0.0.1:\(port)")])
+        ])
+        let connection = try await harness.connect()
+        try await connection.send(HTTPRequestText.make(host: "w.test"))
+        #expect(await eventually { harness.backendStats("w", "a")?.httpActive == 1 })
+        try await harness.apply(.removeService(name: "w"))
+        answer.withLockedValue { $0 = true }
+        #expect(try await connection.readResponse().text == "ok", "a request in flight finishes")
+        #expect(try await backendSide.value.isEmpty, "the proxy closed the connection without another request")
+        close(listener)
+        await connection.close()
         await harness.shutdown()
     }
 

@@ -8,9 +8,10 @@ import Testing
 import Glibc
 #endif
 
-/// The plain-HTTP listener on the relay's epoll loops (`-http-relay epoll`).
-/// Every HTTP suite also runs on it in CI (`SHUTTLE_TEST_HTTP_RELAY=epoll`,
-/// see `.ci/run`); these cases run on it in every `swift test`.
+/// The plain-HTTP listener on the relay's epoll loops (`-http-relay epoll`,
+/// the default on Linux: every HTTP suite runs on it, and again on NIO in
+/// CI with `SHUTTLE_TEST_HTTP_RELAY=nio`, see `.ci/run`). These cases are
+/// about the relay itself, and name it.
 @Suite("HTTP virtual hosts on the epoll relay")
 struct HTTPRelayTests {
     @Test("keep-alive requests, pipelined too, share one backend connection and come back in order")

@@ -37,10 +37,12 @@ final class HTTPHarness: Sendable {
         self.certificates = certificates
     }
 
-    /// The plain listener's relay when a test names none:
-    /// `SHUTTLE_TEST_HTTP_RELAY=epoll` runs the HTTP suites on the epoll path.
+    /// The plain listener's relay when a test names none: the daemon's
+    /// default (epoll on Linux); `SHUTTLE_TEST_HTTP_RELAY=nio` runs the HTTP
+    /// suites on the other path.
     static var defaultRelay: HTTPRelay {
-        ProcessInfo.processInfo.environment["SHUTTLE_TEST_HTTP_RELAY"].flatMap(HTTPRelay.init(rawValue:)) ?? .nio
+        ProcessInfo.processInfo.environment["SHUTTLE_TEST_HTTP_RELAY"].flatMap(HTTPRelay.init(rawValue:))
+            ?? HTTPRelay.platformDefault.available
     }
 
     /// Starts the listeners; HTTPS too when a certificate directory is given.
