@@ -15,58 +15,64 @@ public enum HTTPHeadWriter {
         _ head: HTTPHead, fields: [HTTPFieldRange], of bytes: UnsafeRawBufferPointer, clientIP: String?, isTLS: Bool,
         requestID: String, into out: inout [UInt8]
     ) {
-        append(bytes, head.method, to: &out)
-        out.append(.space)
-        append(bytes, head.target, to: &out)
-        append(" HTTP/1.1\r\n", to: &out)
-        let hasConnection = head.connection != []
-        var upgrade: Range<Int>?
-        var forwardedFor = false
-        var forwardedProto = false
-        for field in fields {
-            if isHopByHop(bytes, field.name) {
-                if upgrade == nil, HTTPBytes.equals(bytes, field.name, lowercase: "upgrade") { upgrade = field.value }
-                continue
-            }
-            if hasConnection && isNamedByConnection(field.name, head.connection, fields: fields, of: bytes) { continue }
-            if HTTPBytes.equals(bytes, field.name, lowercase: "x-request-id") { continue }
-            if clientIP != nil, HTTPBytes.equals(bytes, field.name, lowercase: "x-forwarded-for") {
-                forwardedFor = true
-                continue
-            }
-            if HTTPBytes.equals(bytes, field.name, lowercase: "x-forwarded-proto") { forwardedProto = true }
-            appendField(bytes, field, to: &out)
-        }
-        if let upgrade, head.connection.contains(.upgrade) {
-            append("Connection: upgrade\r\nUpgrade: ", to: &out)
-            append(bytes, upgrade, to: &out)
-            append("\r\n", to: &out)
-        }
-        if head.framing == .chunked { append("Transfer-Encoding: chunked\r\n", to: &out) }
-        if clientIP != nil {
-            append("X-Forwarded-For: ", to: &out)
-            var first = true
-            if forwardedFor {
-                // The values the client sent, in order, then the client.
-                for field in fields where HTTPBytes.equals(bytes, field.name, lowercase: "x-forwarded-for") {
-                    if hasConnection && isNamedByConnection(field.name, head.connection, fields: fields, of: bytes) {
-                        continue
-                    }
-                    if !first { append(", ", to: &out) }
-                    append(bytes, field.value, to: &out)
-                    first = false
+        // Room for the head: fields copied may gain a space after their
+        // colon (a quarter of the shortest line), and the proxy's own fields
+        // take under 256 bytes besides the client's address and the id.
+        let room = 2 * head.length + 256 + (clientIP?.utf8.count ?? 0) + requestID.utf8.count
+        ByteWriter.append(to: &out, room: room) { w in
+            w.put(bytes, head.method)
+            w.put(.space)
+            w.put(bytes, head.target)
+            w.put(literal: " HTTP/1.1\r\n")
+            let hasConnection = head.connection != []
+            var upgrade: Range<Int>?
+            var forwardedFor = false
+            var forwardedProto = false
+            for field in fields {
+                if isHopByHop(bytes, field.name) {
+                    if upgrade == nil, HTTPBytes.equals(bytes, field.name, lowercase: "upgrade") { upgrade = field.value }
+                    continue
                 }
+                if hasConnection && isNamedByConnection(field.name, head.connection, fields: fields, of: bytes) { continue }
+                if HTTPBytes.equals(bytes, field.name, lowercase: "x-request-id") { continue }
+                if clientIP != nil, HTTPBytes.equals(bytes, field.name, lowercase: "x-forwarded-for") {
+                    forwardedFor = true
+                    continue
+                }
+                if HTTPBytes.equals(bytes, field.name, lowercase: "x-forwarded-proto") { forwardedProto = true }
+                w.putField(bytes, field)
             }
-            if let clientIP {
-                if !first { append(", ", to: &out) }
-                out.append(contentsOf: clientIP.utf8)
+            if let upgrade, head.connection.contains(.upgrade) {
+                w.put(literal: "Connection: upgrade\r\nUpgrade: ")
+                w.put(bytes, upgrade)
+                w.put(literal: "\r\n")
             }
-            append("\r\n", to: &out)
+            if head.framing == .chunked { w.put(literal: "Transfer-Encoding: chunked\r\n") }
+            if clientIP != nil {
+                w.put(literal: "X-Forwarded-For: ")
+                var first = true
+                if forwardedFor {
+                    // The values the client sent, in order, then the client.
+                    for field in fields where HTTPBytes.equals(bytes, field.name, lowercase: "x-forwarded-for") {
+                        if hasConnection && isNamedByConnection(field.name, head.connection, fields: fields, of: bytes) {
+                            continue
+                        }
+                        if !first { w.put(literal: ", ") }
+                        w.put(bytes, field.value)
+                        first = false
+                    }
+                }
+                if let clientIP {
+                    if !first { w.put(literal: ", ") }
+                    w.put(clientIP)
+                }
+                w.put(literal: "\r\n")
+            }
+            if !forwardedProto { w.put(literal: isTLS ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n") }
+            w.put(literal: "X-Request-Id: ")
+            w.put(requestID)
+            w.put(literal: "\r\n\r\n")
         }
-        if !forwardedProto { append(isTLS ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n", to: &out) }
-        append("X-Request-Id: ", to: &out)
-        out.append(contentsOf: requestID.utf8)
-        append("\r\n\r\n", to: &out)
     }
 
     /// How the body of an answer goes to the client.
@@ -98,73 +104,78 @@ public enum HTTPHeadWriter {
         toHEAD: Bool, keepAlive clientKeepsAlive: Bool, asksUpgrade: Bool, requestID: String, backend: String,
         into out: inout [UInt8]
     ) -> (body: ResponseBody, keepAlive: Bool) {
-        append(clientMinorVersion >= 1 ? "HTTP/1.1 " : "HTTP/1.0 ", to: &out)
-        appendStatus(head.status, to: &out)
-        out.append(.space)
-        append(bytes, head.reason, to: &out)
-        append("\r\n", to: &out)
-        let switching = head.status == 101
-        let hasConnection = head.connection != []
-        var upgrade: Range<Int>?
-        // Framing: no body after HEAD, 1xx, 204 and 304; a length is kept;
-        // else chunked for an HTTP/1.1 client, or the close for 1.0.
-        let noBody = head.status < 200 || head.status == 204
-        var body: ResponseBody
-        var hasLength = false
-        if noBody || toHEAD || head.status == 304 {
-            body = .none
-        } else {
-            switch head.framing {
-            case .none: body = .none
-            case .length(let count): body = .length(count)
-            case .chunked: body = clientMinorVersion >= 1 ? .chunked : .dechunked
-            case .untilClose: body = clientMinorVersion >= 1 ? .chunkEncoded : .untilClose
-            }
-        }
-        for field in fields {
-            if isHopByHop(bytes, field.name) {
-                if upgrade == nil, HTTPBytes.equals(bytes, field.name, lowercase: "upgrade") { upgrade = field.value }
-                continue
-            }
-            if hasConnection && isNamedByConnection(field.name, head.connection, fields: fields, of: bytes) { continue }
-            if HTTPBytes.equals(bytes, field.name, lowercase: "x-request-id")
-                || HTTPBytes.equals(bytes, field.name, lowercase: "x-backend")
-            {
-                continue
-            }
-            if HTTPBytes.equals(bytes, field.name, lowercase: "content-length") {
-                if noBody { continue }
-                hasLength = true
-            }
-            appendField(bytes, field, to: &out)
-        }
-        let upgrading = asksUpgrade && switching
-        if switching, let upgrade {
-            // `Connection: close` below takes the place of `upgrade`.
-            if upgrading || clientKeepsAlive { append("Connection: upgrade\r\n", to: &out) }
-            append("Upgrade: ", to: &out)
-            append(bytes, upgrade, to: &out)
-            append("\r\n", to: &out)
-        }
-        append("X-Request-Id: ", to: &out)
-        out.append(contentsOf: requestID.utf8)
-        append("\r\nX-Backend: ", to: &out)
-        out.append(contentsOf: backend.utf8)
-        append("\r\n", to: &out)
-        // Framed as `HeaderRules.frameResponse` frames it: a length is kept;
-        // else chunked for an HTTP/1.1 client; for 1.0, only the close ends it.
-        var delimited = true
-        if !(noBody || toHEAD || head.status == 304 || hasLength) {
-            if clientMinorVersion >= 1 {
-                append("Transfer-Encoding: chunked\r\n", to: &out)
+        // Room for the head, as for the request's: under 256 bytes of the
+        // proxy's own besides the id and the backend's name.
+        let room = 2 * head.length + 256 + requestID.utf8.count + backend.utf8.count
+        return ByteWriter.append(to: &out, room: room) { w -> (body: ResponseBody, keepAlive: Bool) in
+            w.put(literal: clientMinorVersion >= 1 ? "HTTP/1.1 " : "HTTP/1.0 ")
+            w.putStatus(head.status)
+            w.put(.space)
+            w.put(bytes, head.reason)
+            w.put(literal: "\r\n")
+            let switching = head.status == 101
+            let hasConnection = head.connection != []
+            var upgrade: Range<Int>?
+            // Framing: no body after HEAD, 1xx, 204 and 304; a length is kept;
+            // else chunked for an HTTP/1.1 client, or the close for 1.0.
+            let noBody = head.status < 200 || head.status == 204
+            var body: ResponseBody
+            var hasLength = false
+            if noBody || toHEAD || head.status == 304 {
+                body = .none
             } else {
-                delimited = false
+                switch head.framing {
+                case .none: body = .none
+                case .length(let count): body = .length(count)
+                case .chunked: body = clientMinorVersion >= 1 ? .chunked : .dechunked
+                case .untilClose: body = clientMinorVersion >= 1 ? .chunkEncoded : .untilClose
+                }
             }
+            for field in fields {
+                if isHopByHop(bytes, field.name) {
+                    if upgrade == nil, HTTPBytes.equals(bytes, field.name, lowercase: "upgrade") { upgrade = field.value }
+                    continue
+                }
+                if hasConnection && isNamedByConnection(field.name, head.connection, fields: fields, of: bytes) { continue }
+                if HTTPBytes.equals(bytes, field.name, lowercase: "x-request-id")
+                    || HTTPBytes.equals(bytes, field.name, lowercase: "x-backend")
+                {
+                    continue
+                }
+                if HTTPBytes.equals(bytes, field.name, lowercase: "content-length") {
+                    if noBody { continue }
+                    hasLength = true
+                }
+                w.putField(bytes, field)
+            }
+            let upgrading = asksUpgrade && switching
+            if switching, let upgrade {
+                // `Connection: close` below takes the place of `upgrade`.
+                if upgrading || clientKeepsAlive { w.put(literal: "Connection: upgrade\r\n") }
+                w.put(literal: "Upgrade: ")
+                w.put(bytes, upgrade)
+                w.put(literal: "\r\n")
+            }
+            w.put(literal: "X-Request-Id: ")
+            w.put(requestID)
+            w.put(literal: "\r\nX-Backend: ")
+            w.put(backend)
+            w.put(literal: "\r\n")
+            // Framed as `HeaderRules.frameResponse` frames it: a length is kept;
+            // else chunked for an HTTP/1.1 client; for 1.0, only the close ends it.
+            var delimited = true
+            if !(noBody || toHEAD || head.status == 304 || hasLength) {
+                if clientMinorVersion >= 1 {
+                    w.put(literal: "Transfer-Encoding: chunked\r\n")
+                } else {
+                    delimited = false
+                }
+            }
+            let keepAlive = clientKeepsAlive && delimited && !(asksUpgrade && !upgrading)
+            if !keepAlive && !upgrading { w.put(literal: "Connection: close\r\n") }
+            w.put(literal: "\r\n")
+            return (body, keepAlive)
         }
-        let keepAlive = clientKeepsAlive && delimited && !(asksUpgrade && !upgrading)
-        if !keepAlive && !upgrading { append("Connection: close\r\n", to: &out) }
-        append("\r\n", to: &out)
-        return (body, keepAlive)
     }
 
     // MARK: Pieces
@@ -212,33 +223,23 @@ public enum HTTPHeadWriter {
         }
         return false
     }
+}
 
+extension ByteWriter {
     @inline(__always)
-    static func appendField(_ bytes: UnsafeRawBufferPointer, _ field: HTTPFieldRange, to out: inout [UInt8]) {
-        append(bytes, field.name, to: &out)
-        out.append(.colon)
-        out.append(.space)
-        append(bytes, field.value, to: &out)
-        out.append(.cr)
-        out.append(.lf)
+    mutating func putField(_ bytes: UnsafeRawBufferPointer, _ field: HTTPFieldRange) {
+        put(bytes, field.name)
+        put(.colon)
+        put(.space)
+        put(bytes, field.value)
+        put(.cr)
+        put(.lf)
     }
 
-    @inline(__always)
-    static func append(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, to out: inout [UInt8]) {
-        // As typed bytes: a raw buffer is appended byte by byte, a typed
-        // one in one copy.
-        UnsafeRawBufferPointer(rebasing: bytes[range]).withMemoryRebound(to: UInt8.self) { out.append(contentsOf: $0) }
-    }
-
-    @inline(__always)
-    static func append(_ text: StaticString, to out: inout [UInt8]) {
-        text.withUTF8Buffer { out.append(contentsOf: $0) }
-    }
-
-    static func appendStatus(_ status: Int, to out: inout [UInt8]) {
-        out.append(.zero + UInt8(status / 100 % 10))
-        out.append(.zero + UInt8(status / 10 % 10))
-        out.append(.zero + UInt8(status % 10))
+    mutating func putStatus(_ status: Int) {
+        put(.zero + UInt8(status / 100 % 10))
+        put(.zero + UInt8(status / 10 % 10))
+        put(.zero + UInt8(status % 10))
     }
 }
 

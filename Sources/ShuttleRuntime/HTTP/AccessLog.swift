@@ -1,3 +1,5 @@
+import ShuttleHTTPWire
+
 /// The access log: one line per request in the original's logfmt
 /// (`id= method= client-ip= url= backend= status= duration= agent= err=`).
 /// Lines go through a `LogOutput`, so a slow standard error never stalls an
@@ -58,10 +60,7 @@ public final class AccessLog: Sendable {
         // most, with a sign, a point and six decimals) take under 128.
         let room = 128 + e.id.utf8.count + e.method.utf8.count + e.clientIP.utf8.count + url.utf8.count
             + e.backend.utf8.count + agent.utf8.count + error.utf8.count
-        // Growing as an array grows: an exact reserve would copy the whole
-        // pending output for every line.
-        if out.capacity - out.count < room { out.reserveCapacity(max(out.capacity * 2, out.count + room)) }
-        LineWriter.append(to: &out, room: room) { line in
+        ByteWriter.append(to: &out, room: room) { line in
             line.put(literal: "id=")
             line.put(e.id)
             line.put(literal: " method=")
@@ -87,7 +86,7 @@ public final class AccessLog: Sendable {
     /// Seconds with six decimals (as `%.6f`), without Foundation's formatter.
     static func seconds(_ value: Double) -> String {
         var out: [UInt8] = []
-        LineWriter.append(to: &out, room: 40) { $0.put(seconds: value) }
+        ByteWriter.append(to: &out, room: 40) { $0.put(seconds: value) }
         return String(decoding: out, as: UTF8.self)
     }
 
@@ -129,5 +128,21 @@ public final class AccessLog: Sendable {
             }
         }
         return out + "\""
+    }
+}
+
+extension ByteWriter {
+    /// Seconds with six decimals (as `%.6f`).
+    mutating func put(seconds value: Double) {
+        let micros = Int64((max(0, value) * 1e6).rounded())
+        put(decimal: micros / 1_000_000)
+        put(UInt8(ascii: "."))
+        var digits = micros % 1_000_000
+        var scale: Int64 = 100_000
+        for _ in 0..<6 {
+            put(UInt8(48 + digits / scale))
+            digits %= scale
+            scale /= 10
+        }
     }
 }
