@@ -53,7 +53,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, @un
     /// Since when the connection is idle.
     private var idleSince = NIODeadline.now()
     var idleTimeout = HTTPProxyHandler.idleTimeout
-    private(set) var clientIP: String?
+    private(set) var clientIP: String? {
+        didSet { balanceKey = nil }
+    }
+    /// The client's balancing key, hashed once per connection, not per request.
+    private var balanceKey: BalanceKey?
     /// The connection closes after the answer being written: requests that
     /// still arrive are ignored.
     var closing = false
@@ -280,13 +284,20 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, @un
 
     // MARK: Routing
 
+    private func clientKey() -> BalanceKey {
+        if let balanceKey { return balanceKey }
+        let key = BalanceKey(clientIP ?? "")
+        balanceKey = key
+        return key
+    }
+
     private func startExchange(_ head: HTTPRequestHead) {
         let exchange = HTTPExchange(id: driver.makeConnectionID(), head: head, requestID: frontend.requestID(for: head, on: context.eventLoop))
         self.exchange = exchange
         let request = HTTPRequest(
             host: head.headers.first(name: "host"), hostFields: HeaderRules.hostFields(head.headers), uri: head.uri,
             isTLS: isTLS,
-            forwardedProto: head.headers.first(name: "x-forwarded-proto"), key: BalanceKey(clientIP ?? ""))
+            forwardedProto: head.headers.first(name: "x-forwarded-proto"), key: clientKey())
         carryOut(driver.send(.requestReceived(exchange.id, request)), for: exchange)
     }
 

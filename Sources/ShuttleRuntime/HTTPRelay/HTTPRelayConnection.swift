@@ -19,6 +19,8 @@ final class HTTPRelayConnection: RelayConnection, @unchecked Sendable {  // conf
     let state: HTTPRelayLoopState
     let fd: Int32
     let clientIP: String
+    /// The client's balancing key, hashed once per connection, not per request.
+    lazy var balanceKey = BalanceKey(clientIP)
     /// Client bytes not yet handled: the current request's body, or
     /// requests that wait their turn.
     let inbox: ByteQueue
@@ -265,7 +267,7 @@ final class HTTPRelayConnection: RelayConnection, @unchecked Sendable {  // conf
         let method = text(head.method)
         let url = text(head.target)
         let request = HTTPRequest(
-            host: head.host.map(text), uri: url, isTLS: false, forwardedProto: forwardedProto, key: BalanceKey(clientIP))
+            host: head.host.map(text), uri: url, isTLS: false, forwardedProto: forwardedProto, key: balanceKey)
         let exchange = HTTPRelayExchange(
             id: driver.makeConnectionID(), requestID: requestID, started: loop.now, method: method, url: url,
             agent: agent, scanned: head, backendHead: backendHead)
