@@ -70,6 +70,26 @@ struct LogOutputTests {
         #expect(lines.last == "shuttle: \(extra) log lines dropped while standard error was slow")
     }
 
+    @Test("past the backlog's bytes, long lines are dropped too")
+    func dropsPastTheBacklogBytes() async throws {
+        let gate = NIOLockedValueBox(false)
+        let received = NIOLockedValueBox<[String]>([])
+        let output = LogOutput { text in
+            while !gate.withLockedValue({ $0 }) { usleep(1_000) }
+            received.withLockedValue { $0.append(contentsOf: text.split(separator: "\n").map(String.init)) }
+        }
+        output.write("first\n")
+        #expect(await eventually { output.state.withLockedValue { $0.lines == 0 && $0.draining } })
+        let long = String(repeating: "u", count: 1 << 20) + "\n"
+        let kept = LogOutput.maximumBacklogBytes / long.utf8.count + 1
+        for _ in 0..<(kept + 3) { output.write(long) }
+        gate.withLockedValue { $0 = true }
+        output.flush()
+        let lines = received.withLockedValue { $0 }
+        #expect(lines.filter { $0.hasPrefix("uuu") }.count == kept)
+        #expect(lines.last == "shuttle: 3 log lines dropped while standard error was slow")
+    }
+
     @Test("an empty write does not stall the lines after it")
     func emptyWrite() async throws {
         let received = NIOLockedValueBox("")

@@ -32,6 +32,9 @@ public final class LogOutput: Sendable {
     let sink: @Sendable (String) -> Void
     let gatherTime: DispatchTimeInterval
     static let maximumBacklog = 10_000
+    /// And at most this many bytes: ten thousand lines of 64 KiB URLs
+    /// would be 640 MiB.
+    static let maximumBacklogBytes = 16 << 20
 
     struct Pending {
         /// Lines not yet written, each with its newline.
@@ -59,7 +62,7 @@ public final class LogOutput: Sendable {
     /// pending bytes, under the lock: the line needs no buffer of its own.
     public func append(_ fill: (inout [UInt8]) -> Void) {
         let startDrain = state.withLockedValue { s -> Bool in
-            guard s.lines < Self.maximumBacklog else {
+            guard s.lines < Self.maximumBacklog, s.text.count < Self.maximumBacklogBytes else {
                 s.dropped += 1
                 return false
             }
