@@ -135,9 +135,8 @@ extension Registry {
 
     mutating func requestFinished(_ id: ConnectionID, _ outcome: RequestOutcome) {
         // Only a request ends this way; a TCP connection's id is left alone.
-        guard let placing = connections[id], placing.isRequest else { return }
-        connections[id] = nil
-        finish(placing, outcome)
+        guard let slot = connections.index(forKey: id), connections.values[slot].isRequest else { return }
+        finish(connections.remove(at: slot).value, outcome)
     }
 
     mutating func finish(_ request: ConnectionState, _ outcome: RequestOutcome) {

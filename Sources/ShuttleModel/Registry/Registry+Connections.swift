@@ -50,12 +50,16 @@ extension Registry {
     }
 
     mutating func backendConnected(_ connection: ConnectionID) {
-        guard var placing = connections[connection], !placing.established else { return }
-        placing.established = true
-        connections[connection] = placing
+        // Found once and changed in place: every report of every request
+        // comes through here (a lookup and a store hashed the id twice).
+        guard let slot = connections.index(forKey: connection), !connections.values[slot].established else { return }
+        connections.values[slot].established = true
+        let placing = connections.values[slot]
         if placing.isRequest {
-            updateOwn(placing) { $0.httpActive -= 1 }
-            updateCounters(placing) {
+            // Off the service's own count, onto the backend's: one lookup of the service.
+            guard let index = services.index(forKey: placing.service) else { return }
+            services.values[index].countOwn(generation: placing.generation) { $0.httpActive -= 1 }
+            services.values[index].count(generation: placing.generation, backend: placing.backend) {
                 $0.httpConnections += 1
                 $0.httpActive += 1
             }
