@@ -48,8 +48,9 @@ struct LogOutputTests {
         #expect(writes.withLockedValue { $0 }.last == "later\n")
     }
 
-    @Test("past the backlog, lines are dropped and the drop is reported")
-    func dropsPastTheBacklog() async throws {
+    /// Writes with `write` while the writer is stuck on the line before
+    /// (standard error slow); every line that came out once it is free.
+    static func writtenPastAStuckWriter(_ write: (LogOutput) -> Void) async -> [String] {
         let gate = NIOLockedValueBox(false)
         let received = NIOLockedValueBox<[String]>([])
         let output = LogOutput { text in
@@ -60,32 +61,31 @@ struct LogOutputTests {
         output.write("first\n")
         // Wait until the drain has taken "first" and is stuck in the sink.
         #expect(await eventually { output.state.withLockedValue { $0.lines == 0 && $0.draining } })
-        let extra = 5
-        for i in 0..<(LogOutput.maximumBacklog + extra) { output.write("line \(i)\n") }
+        write(output)
         gate.withLockedValue { $0 = true }
         output.flush()
         let lines = received.withLockedValue { $0 }
         #expect(lines.first == "first")
+        return lines
+    }
+
+    @Test("past the backlog, lines are dropped and the drop is reported")
+    func dropsPastTheBacklog() async throws {
+        let extra = 5
+        let lines = await Self.writtenPastAStuckWriter { output in
+            for i in 0..<(LogOutput.maximumBacklog + extra) { output.write("line \(i)\n") }
+        }
         #expect(lines.filter { $0.hasPrefix("line ") }.count == LogOutput.maximumBacklog)
         #expect(lines.last == "shuttle: \(extra) log lines dropped while standard error was slow")
     }
 
     @Test("past the backlog's bytes, long lines are dropped too")
     func dropsPastTheBacklogBytes() async throws {
-        let gate = NIOLockedValueBox(false)
-        let received = NIOLockedValueBox<[String]>([])
-        let output = LogOutput { text in
-            while !gate.withLockedValue({ $0 }) { usleep(1_000) }
-            received.withLockedValue { $0.append(contentsOf: text.split(separator: "\n").map(String.init)) }
-        }
-        output.write("first\n")
-        #expect(await eventually { output.state.withLockedValue { $0.lines == 0 && $0.draining } })
         let long = String(repeating: "u", count: 1 << 20) + "\n"
         let kept = LogOutput.maximumBacklogBytes / long.utf8.count + 1
-        for _ in 0..<(kept + 3) { output.write(long) }
-        gate.withLockedValue { $0 = true }
-        output.flush()
-        let lines = received.withLockedValue { $0 }
+        let lines = await Self.writtenPastAStuckWriter { output in
+            for _ in 0..<(kept + 3) { output.write(long) }
+        }
         #expect(lines.filter { $0.hasPrefix("uuu") }.count == kept)
         #expect(lines.last == "shuttle: 3 log lines dropped while standard error was slow")
     }
