@@ -102,6 +102,7 @@ final class BackendPool: @unchecked Sendable {  // each pool is used on its own 
     /// Closes the connections idle for `idleTimeout` at `now`, or closed by
     /// their backend; forgets backends left with none.
     func sweep(now: NIODeadline = .now()) {
+        var forgotten: [BackendID] = []
         for (backend, list) in idle {
             var expired: [BackendConnection] = []
             list.connections.removeAll { connection in
@@ -110,12 +111,14 @@ final class BackendPool: @unchecked Sendable {  // each pool is used on its own 
                 return true
             }
             if let retiredAt = list.retiredAt {
-                if now - retiredAt >= Self.idleTimeout { idle[backend] = nil }
+                if now - retiredAt >= Self.idleTimeout { forgotten.append(backend) }
             } else if list.connections.isEmpty {
-                idle[backend] = nil
+                forgotten.append(backend)
             }
             for connection in expired { connection.close() }
         }
+        // Removed after the walk: removing during it copies the dictionary.
+        for backend in forgotten { idle[backend] = nil }
         if idle.isEmpty {
             sweeper?.cancel()
             sweeper = nil

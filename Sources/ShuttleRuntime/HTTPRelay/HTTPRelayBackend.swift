@@ -136,6 +136,9 @@ final class HTTPRelayPool {
         /// use at the time is closed when it comes back. Forgotten after
         /// `idleTimeout`.
         var retiredAt: UInt64?
+        /// When a connection last came back: a list empty since longer than
+        /// `idleTimeout` is forgotten, one in use is kept between sweeps.
+        var lastPut: UInt64 = 0
     }
 
     private var idle: [BackendID: Idle] = [:]
@@ -158,6 +161,7 @@ final class HTTPRelayPool {
             list = Idle()
             idle[connection.target.id] = list
         }
+        list.lastPut = now
         guard list.retiredAt == nil, list.connections.count < BackendPool.maximumIdle else {
             connection.close()
             return
@@ -182,22 +186,28 @@ final class HTTPRelayPool {
     }
 
     /// Closes the connections idle past `idleTimeout`.
+    /// Forgets a retired backend's marker after `idleTimeout`, and a
+    /// backend none of whose connections came back for as long. (Run at
+    /// every tick: a list emptied by a busy backend is kept, not made again.)
     func sweep(_ now: UInt64) {
+        var forgotten: [BackendID] = []
         for (backend, list) in idle {
             list.connections.removeAll { connection in
                 guard now - connection.idleSince >= Self.idleTimeout else { return false }
                 connection.close()
                 return true
             }
-            if let retiredAt = list.retiredAt {
-                if now - retiredAt >= Self.idleTimeout { idle[backend] = nil }
-            } else if list.connections.isEmpty {
-                idle[backend] = nil
-            }
+            let since = list.retiredAt ?? list.lastPut
+            if list.connections.isEmpty && now - since >= Self.idleTimeout { forgotten.append(backend) }
         }
+        // Removed after the walk: removing during it copies the dictionary.
+        for backend in forgotten { idle[backend] = nil }
     }
 
     var idleCount: Int { idle.values.reduce(0) { $0 + $1.connections.count } }
+
+    /// Backends with a list or a retirement marker, for tests.
+    var knownBackends: Int { idle.count }
 
     func closeAll() {
         for list in idle.values { for connection in list.connections { connection.close() } }

@@ -69,7 +69,9 @@ struct BackendPoolTests {
                 let fd = try RawSocket.accept(listener)
                 defer { close(fd) }
                 _ = try RawSocket.read(fd)
-                while !answer.withLockedValue({ $0 }) { usleep(1_000) }
+                // At most a minute, should the test stop before it says so.
+                let deadline = ContinuousClock.now + .seconds(60)
+                while !answer.withLockedValue({ $0 }) && ContinuousClock.now < deadline { usleep(1_000) }
                 try RawSocket.send(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
                 return try RawSocket.readToEnd(fd)
             }
@@ -88,6 +90,19 @@ struct BackendPoolTests {
         await connection.close()
         await harness.shutdown()
     }
+
+    #if os(Linux)
+    @Test("the relay's pool keeps a retired backend's marker for the idle timeout, then forgets it")
+    func relayPoolForgetsRetiredBackends() {
+        let pool = HTTPRelayPool()
+        let start: UInt64 = 1_000_000_000
+        pool.retire(BackendID(7), now: start)
+        pool.sweep(start + HTTPRelayPool.idleTimeout - 1)
+        #expect(pool.knownBackends == 1, "a connection in use may still come back")
+        pool.sweep(start + HTTPRelayPool.idleTimeout)
+        #expect(pool.knownBackends == 0)
+    }
+    #endif
 
     @Test("a backend that closes connections after answering causes no client errors")
     func backendClosesIdleConnections() async throws {
