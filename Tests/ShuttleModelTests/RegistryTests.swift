@@ -249,6 +249,37 @@ extension Harness {
         expectTotalsAreTheSum(harness.registry, "web")
     }
 
+    /// Connections find their service by where it was when they were
+    /// placed, until a commit: then by name, and only if it is the same
+    /// service (its generation).
+    @Test func countersFollowTheServiceWhileServicesComeAndGo() throws {
+        var harness = Harness()
+        harness.apply(twoServices)
+        let (web, _) = harness.connect("web")
+        let (db, _) = harness.connect("db")
+        for client in [web, db] { harness.send(.backendConnected(client)) }
+        // Forty more services: the table grows and every entry moves.
+        var bigger = twoServices
+        for i in 0..<40 {
+            bigger.services.append(ServiceConfig(name: "s\(i)", address: ":\(9000 + i)", backends: [checked("x", "10.0.2.\(i)")]))
+        }
+        harness.apply(bigger)
+        harness.send(.bytesTransferred(web, sent: 3, received: 4))
+        harness.send(.bytesTransferred(db, sent: 5, received: 6))
+        #expect(counters(try #require(harness.registry.stats(service: "web", backend: "a"))) == [1, 1, 3, 4, 0])
+        #expect(counters(try #require(harness.registry.stats(service: "db", backend: "primary"))) == [1, 1, 5, 6, 0])
+        // db removed, then made again: the old connection counts on neither.
+        harness.admin(.removeService(name: "db"))
+        harness.apply(bigger)
+        harness.send(.bytesTransferred(db, sent: 7, received: 8))
+        harness.send(.connectionClosed(db))
+        let remade = try #require(harness.registry.stats(service: "db"))
+        #expect(counters(remade) == [0, 0, 0, 0, 0])
+        harness.send(.connectionClosed(web))
+        #expect(counters(try #require(harness.registry.stats(service: "web"))) == [1, 0, 3, 4, 0])
+        for service in bigger.services.map(\.name) { expectTotalsAreTheSum(harness.registry, service) }
+    }
+
     @Test func changingTheCheckIntervalRestartsChecksUnderTheSameIDs() throws {
         var harness = Harness()
         harness.apply(twoServices)

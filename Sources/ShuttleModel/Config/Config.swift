@@ -140,5 +140,6 @@ public struct BackendConfig: Equatable, Hashable, Sendable {
     }
 
     public var effectiveWeight: Int { weight == 0 ? Defaults.weight : weight }
-    public var effectiveNetwork: Network { Network(rawValue: network.isEmpty ? "tcp" : network) ?? .tcp }
+    /// Read for every connection placed: the usual empty value is not parsed.
+    public var effectiveNetwork: Network { network.isEmpty ? .tcp : Network(rawValue: network) ?? .tcp }
 }

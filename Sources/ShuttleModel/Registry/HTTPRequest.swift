@@ -127,8 +127,8 @@ extension Registry {
             return [.answerRequest(id, .noBackend(service: name))]
         case .placed(let placed):
             connections[id] = ConnectionState(
-                service: name, generation: placed.generation, key: request.key, backend: placed.backend,
-                isRequest: true)
+                service: name, generation: placed.generation, serviceIndex: index, layout: serviceLayout,
+                key: request.key, backend: placed.backend, isRequest: true)
             return [.connectBackend(id, placed.target)]
         }
     }

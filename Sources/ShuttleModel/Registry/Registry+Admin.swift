@@ -163,6 +163,7 @@ extension Registry {
     mutating func commit(_ id: RequestID, _ candidate: Config, newListeners: [String: Listener]) -> [Action] {
         var actions: [Action] = []
         let old = config
+        serviceLayout &+= 1
 
         for name in services.keys.sorted() where candidate.service(named: name) == nil {
             let state = services.removeValue(forKey: name)!

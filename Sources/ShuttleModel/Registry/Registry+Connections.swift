@@ -19,7 +19,8 @@ extension Registry {
             return .close(.noBackend(service: name))
         }
         connections[connection] = ConnectionState(
-            service: name, generation: placed.generation, key: key, backend: placed.backend)
+            service: name, generation: placed.generation, serviceIndex: index, layout: serviceLayout, key: key,
+            backend: placed.backend)
         return .connect(placed.target)
     }
 
@@ -29,11 +30,10 @@ extension Registry {
         if let state = services[placing.service], state.generation == placing.generation {
             state.balancer.peek(state.settings.balance, state.backends, key: placing.key, random: &random, into: &order)
             for index in order where !placing.tried(state.backends[index].id) {
-                let backend = state.backends[index]
                 placing.earlier.append(placing.backend)
-                placing.backend = backend.id
+                placing.backend = state.backends[index].id
                 connections[connection] = placing
-                return [.connectBackend(connection, state.target(backend, forRequest: placing.isRequest))]
+                return [.connectBackend(connection, state.target(at: index, forRequest: placing.isRequest))]
             }
         }
         connections[connection] = nil
@@ -57,7 +57,7 @@ extension Registry {
         let placing = connections.values[slot]
         if placing.isRequest {
             // Off the service's own count, onto the backend's: one lookup of the service.
-            guard let index = services.index(forKey: placing.service) else { return }
+            guard let index = serviceIndex(of: placing) else { return }
             services.values[index].countOwn(generation: placing.generation) { $0.httpActive -= 1 }
             services.values[index].count(generation: placing.generation, backend: placing.backend) {
                 $0.httpConnections += 1
@@ -81,7 +81,7 @@ extension Registry {
 
     /// Counts on the service's own counters, if it is still the same service.
     mutating func updateOwn(_ connection: ConnectionState, _ update: (inout Counters) -> Void) {
-        guard let index = services.index(forKey: connection.service) else { return }
+        guard let index = serviceIndex(of: connection) else { return }
         services.values[index].countOwn(generation: connection.generation, update)
     }
 
@@ -98,7 +98,16 @@ extension Registry {
     /// else on the service's own counters (it was removed or replaced);
     /// nowhere if the service itself is gone.
     mutating func updateCounters(_ connection: ConnectionState, _ update: (inout Counters) -> Void) {
-        guard let index = services.index(forKey: connection.service) else { return }
+        guard let index = serviceIndex(of: connection) else { return }
         services.values[index].count(generation: connection.generation, backend: connection.backend, update)
+    }
+
+    /// Where the connection's service is in `services`: the position saved
+    /// when it was placed while no commit has come since (every report of
+    /// every request comes through here, and hashing the name was most of
+    /// their cost), else found by name. Either way the caller checks the
+    /// generation: the name may now be another service's.
+    func serviceIndex(of connection: ConnectionState) -> [String: ServiceState].Index? {
+        connection.layout == serviceLayout ? connection.serviceIndex : services.index(forKey: connection.service)
     }
 }

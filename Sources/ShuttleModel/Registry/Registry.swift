@@ -11,6 +11,9 @@ public struct Registry: Sendable {
     public internal(set) var now = Instant.zero
 
     var services: [String: ServiceState] = [:]
+    /// Bumped by every commit, the only place that adds or removes
+    /// services: a position in `services` saved before may be stale.
+    var serviceLayout: UInt64 = 0
     /// Committed listeners to their service.
     var listeners: [ListenerID: String] = [:]
     var connections: [ConnectionID: ConnectionState] = [:]

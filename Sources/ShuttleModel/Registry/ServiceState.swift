@@ -115,8 +115,7 @@ struct ServiceState: Sendable {
     /// if no backend is up.
     mutating func place(key: BalanceKey, random: inout SeededGenerator, forRequest: Bool = false) -> Placed? {
         guard let first = balancer.choose(settings.balance, backends, key: key, random: &random) else { return nil }
-        let backend = backends[first]
-        return Placed(backend: backend.id, generation: generation, target: target(backend, forRequest: forRequest))
+        return Placed(backend: backends[first].id, generation: generation, target: target(at: first, forRequest: forRequest))
     }
 
     /// What becomes of an HTTP request routed to this service.
@@ -172,15 +171,18 @@ struct ServiceState: Sendable {
 
     var hasBackendUp: Bool { backends.contains { $0.isUp } }
 
-    /// Where to connect; an HTTP request (`forRequest`) always has a time
-    /// limit for its answer to start.
-    func target(_ backend: BackendState, forRequest: Bool = false) -> BackendTarget {
+    /// Where to connect to `backends[index]`; an HTTP request (`forRequest`)
+    /// always has a time limit for its answer to start. Its fields are read
+    /// where they are: a copy of the backend's state costs a retain and a
+    /// release of each of its strings, on every connection.
+    func target(at index: Int, forRequest: Bool = false) -> BackendTarget {
         let serverTimeout =
             forRequest && settings.serverTimeout == 0 ? Defaults.httpServerTimeout : settings.serverTimeout
         return BackendTarget(
-            id: backend.id, service: config.name, name: backend.config.name, address: backend.config.address,
-            network: backend.config.effectiveNetwork, connectTimeout: settings.connectTimeout,
-            clientTimeout: settings.clientTimeout, serverTimeout: serverTimeout)
+            id: backends[index].id, service: config.name, name: backends[index].config.name,
+            address: backends[index].config.address, network: backends[index].config.effectiveNetwork,
+            connectTimeout: settings.connectTimeout, clientTimeout: settings.clientTimeout,
+            serverTimeout: serverTimeout)
     }
 
     func healthCheck(for backend: BackendState) -> HealthCheck? {
@@ -195,6 +197,10 @@ struct ServiceState: Sendable {
 struct ConnectionState: Sendable {
     var service: String
     var generation: UInt64
+    /// Where `service` was in the registry's table when the connection was
+    /// placed, good while `layout` is the registry's (`Registry.serviceIndex`).
+    var serviceIndex: [String: ServiceState].Index
+    var layout: UInt64
     var key: BalanceKey
     var backend: BackendID
     /// Backends tried before the current one: empty until a connect fails,

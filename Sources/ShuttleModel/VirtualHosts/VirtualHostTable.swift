@@ -48,6 +48,9 @@ public struct VirtualHostTable: Sendable, Equatable {
     /// tells which services can serve. Nil when no service serves the name.
     public mutating func route(_ host: String, hasBackendUp: (String) -> Bool) -> String? {
         guard let (entry, services) = candidates(for: host), !services.isEmpty else { return nil }
+        // One service, nearly every name: it serves whether or not a backend
+        // is up, and its position stays 0 (no check, no cursor to store).
+        if services.count == 1 { return services[0] }
         let start = cursors[entry, default: 0] % services.count
         for offset in 0..<services.count {
             let i = (start + offset) % services.count
