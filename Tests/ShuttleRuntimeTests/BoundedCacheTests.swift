@@ -33,4 +33,20 @@ struct BoundedCacheTests {
         #expect(count == 2)
         #expect(cache["a"] == [1, 2])
     }
+
+    @Test("a key asked for twice in a row is answered as last changed")
+    func lastKeyFollowsChanges() {
+        var cache = BoundedCache<String, [Int]>(limit: 2)
+        var made = 0
+        func value(_ key: String) -> [Int] { cache.value(for: key) { made += 1; return [made] } }
+        #expect(value("a") == [1] && value("a") == [1] && made == 1)
+        cache.remember([7], for: "a")
+        #expect(value("a") == [7])
+        cache.update("a", orMake: { [] }) { $0.append(8) }
+        #expect(value("a") == [7, 8])
+        // Forgotten at the limit: made again, not served from the last key.
+        #expect(value("b") == [2])
+        #expect(value("c") == [3])
+        #expect(value("b") == [4] && made == 4)
+    }
 }

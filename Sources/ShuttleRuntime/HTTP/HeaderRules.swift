@@ -155,8 +155,14 @@ enum HeaderRules {
 
     /// Methods safe to send twice (RFC 9110 9.2.2).
     static func isIdempotent(_ method: HTTPMethod) -> Bool {
+        isIdempotent(method: method.rawValue)
+    }
+
+    /// `isIdempotent` for a method as received (case matters, as in
+    /// `HTTPMethod(rawValue:)`), compared without making an `HTTPMethod`.
+    static func isIdempotent(method: String) -> Bool {
         switch method {
-        case .GET, .HEAD, .OPTIONS, .TRACE, .PUT, .DELETE: return true
+        case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE": return true
         default: return false
         }
     }

@@ -95,7 +95,7 @@ final class HTTPRelayExchange: @unchecked Sendable {  // confined to its connect
         default: break
         }
         requestEnded = scanned.framing == .none
-        replay = HeaderRules.isIdempotent(HTTPMethod(rawValue: method)) ? [] : nil
+        replay = HeaderRules.isIdempotent(method: method) ? [] : nil
     }
 
     /// The backend can still take what the client sends.
