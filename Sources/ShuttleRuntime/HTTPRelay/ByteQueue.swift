@@ -8,7 +8,7 @@ final class BlockPool {
     static let blockSize = 16 * 1024
     /// Spare blocks kept beyond this many are freed.
     static let keep = 64
-    private var spare: [UnsafeMutableRawBufferPointer] = []
+    @exclusivity(unchecked) private var spare: [UnsafeMutableRawBufferPointer] = []
 
     func take(atLeast size: Int) -> UnsafeMutableRawBufferPointer {
         if size <= Self.blockSize, let block = spare.popLast() { return block }
@@ -34,9 +34,10 @@ final class BlockPool {
 /// The block returns to the pool whenever the queue empties.
 final class ByteQueue {
     private unowned(unsafe) let pool: BlockPool
-    private var block: UnsafeMutableRawBufferPointer?
-    private var start = 0
-    private var end = 0
+    // Unchecked for overlapping access at run time: see `SpliceLoop.reports`.
+    @exclusivity(unchecked) private var block: UnsafeMutableRawBufferPointer?
+    @exclusivity(unchecked) private var start = 0
+    @exclusivity(unchecked) private var end = 0
 
     init(pool: BlockPool) {
         self.pool = pool

@@ -131,7 +131,7 @@ struct RelayFailure: Error, CustomStringConvertible {
 /// place copied the array (and allocated) on every take and put.
 final class HTTPRelayPool {
     private final class Idle {
-        var connections: [HTTPRelayBackend] = []
+        @exclusivity(unchecked) var connections: [HTTPRelayBackend] = []
         /// The backend left the config then (loop time): a connection in
         /// use at the time is closed when it comes back. Forgotten after
         /// `idleTimeout`.
@@ -141,7 +141,7 @@ final class HTTPRelayPool {
         var lastPut: UInt64 = 0
     }
 
-    private var idle: [BackendID: Idle] = [:]
+    @exclusivity(unchecked) private var idle: [BackendID: Idle] = [:]
 
     /// A connection idle no longer than this is reused, as on the NIO path.
     static let idleTimeout = UInt64(BackendPool.idleTimeout.nanoseconds)

@@ -26,8 +26,9 @@ final class HTTPRelayConnection: RelayConnection, @unchecked Sendable {  // conf
     let inbox: ByteQueue
     /// Bytes for the client it has not taken yet.
     let outbox: ByteQueue
-    var scanner = HTTPHeadScanner(limit: HTTPFrontend.maximumHeadSize)
-    var responses = HTTPHeadScanner(limit: HTTPFrontend.maximumHeadSize)
+    // Unchecked for overlapping access at run time: see `SpliceLoop.reports`.
+    @exclusivity(unchecked) var scanner = HTTPHeadScanner(limit: HTTPFrontend.maximumHeadSize)
+    @exclusivity(unchecked) var responses = HTTPHeadScanner(limit: HTTPFrontend.maximumHeadSize)
     var exchange: HTTPRelayExchange?
     /// After a 101: bytes go both ways as they are, to and from this backend.
     var tunnel: HTTPRelayBackend?

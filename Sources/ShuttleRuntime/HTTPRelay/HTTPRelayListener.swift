@@ -101,12 +101,13 @@ final class HTTPRelayListener: @unchecked Sendable {  // immutable but for the a
 final class HTTPRelayLoopState {
     let pool = HTTPRelayPool()
     let blocks = BlockPool()
+    // Unchecked for overlapping access at run time: see `SpliceLoop.reports`.
     /// Request ids need to be unlikely to repeat, not secret.
-    var requestIDs: SeededGenerator
+    @exclusivity(unchecked) var requestIDs: SeededGenerator
     /// Each service's request timer, looked up once.
-    var requestTimers = BoundedCache<String, CoreMetrics.Timer>()
+    @exclusivity(unchecked) var requestTimers = BoundedCache<String, CoreMetrics.Timer>()
     /// Where an answer's head is written before it is queued (its room kept).
-    var scratch: [UInt8] = []
+    @exclusivity(unchecked) var scratch: [UInt8] = []
 
     init() {
         var system = SystemRandomNumberGenerator()

@@ -100,13 +100,21 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
     private var flushing: [DatagramService] = []
     /// Connections that spent their turn with bytes still to move (edge
     /// triggering will not say so again): pumped again after the batch.
-    private var again: [RelayConnection] = []
+    @exclusivity(unchecked) private var again: [RelayConnection] = []
     /// Model events whose actions the relay does not use (backends
     /// connected, bytes moved, connections closed), told when the batch of
     /// events ends: one taking of the model's lock per batch instead of
     /// three or four per connection, which the loops fought over (a futex
     /// call for every three connections).
-    private var reports: [Event] = []
+    ///
+    /// `@exclusivity(unchecked)`, here and on the relay's byte queues, block
+    /// pool and idle pool: Swift checks at run time that two accesses to a
+    /// class's property never overlap, and those checks were 7% of a
+    /// keep-alive request's instructions (`bench/callgrind`). These few are
+    /// private to one loop's thread, and changed only by short methods that
+    /// call nothing that could reach them meanwhile; every other property
+    /// keeps its check.
+    @exclusivity(unchecked) private var reports: [Event] = []
     private var reportsTo: Driver?
     /// Closed during this batch: kept alive until its events are handled.
     private var retired: [SpliceSource] = []
