@@ -143,6 +143,16 @@ public final class Driver: Sendable {
         }
     }
 
+    /// An HTTP request's head: `.requestReceived` without the array of
+    /// actions, for both HTTP paths. Recorded under the lock, as `place`.
+    public func placeRequest(_ id: ConnectionID, _ request: HTTPRequest) -> RequestPlacement {
+        registry.withLockedValue { registry in
+            let placement = registry.placeRequest(id, request)
+            recorder?(.requestReceived(id, request), [placement.action(for: id)])
+            return placement
+        }
+    }
+
     /// Whether to log a warning of kind `key` now (at most once a second
     /// per key), and how many were held back since the last one. A backend
     /// that is down, or a service with none up, would otherwise log a line

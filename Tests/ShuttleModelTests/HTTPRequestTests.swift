@@ -42,6 +42,32 @@ struct HTTPRequestTests {
         #expect(HTTPRequest(host: nil, uri: "/").hostFields == 0)
     }
 
+    @Test("placeRequest, the drivers' hot path, decides as handling .requestReceived does")
+    func placeRequestIsTheEvent() {
+        let config = Config(services: [
+            service("a", hosts: ["a.test", "*.shared.test"], port: 8001) {
+                $0.backends.append(BackendConfig(name: "b", address: "10.0.0.2:80"))
+            },
+            service("b", hosts: ["*.shared.test"], port: 8002),
+            service("m", hosts: ["m.test"], port: 8003) { $0.maintenanceMode = true },
+            service("r", hosts: ["r.test"], port: 8004) { $0.httpsRedirect = true },
+        ])
+        var byEvent = Harness(seed: 7)
+        var byCall = Harness(seed: 7)
+        byEvent.apply(config)
+        byCall.apply(config)
+        let hosts: [String?] = ["a.test", "x.shared.test", "m.test", "r.test", "nope.test", nil, "y.shared.test", "a.test"]
+        for (n, host) in (hosts + hosts).enumerated() {
+            let id = ConnectionID(UInt64(100 + n))
+            let request = HTTPRequest(host: host, uri: "/\(n)", key: BalanceKey("10.1.1.\(n % 3)"))
+            let event = byEvent.send(.requestReceived(id, request))
+            let placement = byCall.registry.placeRequest(id, request)
+            #expect(event == [placement.action(for: id)], "\(host ?? "no host")")
+        }
+        #expect(byEvent.registry.stats(service: "a") == byCall.registry.stats(service: "a"))
+        #expect(byEvent.registry.openConnections == byCall.registry.openConnections)
+    }
+
     @Test("an absolute-form target's authority routes the request, not its Host header")
     func absoluteForm() {
         var harness = Harness()

@@ -101,18 +101,40 @@ public struct ProxySettings: Equatable, Hashable, Sendable {
     }
 }
 
+/// What the model made of an HTTP request: `.requestReceived`'s one action.
+public enum RequestPlacement: Equatable, Sendable {
+    /// Connect to this backend for it: `.connectBackend`.
+    case connect(BackendTarget)
+    /// Answer it without a backend: `.answerRequest`.
+    case answer(HTTPAnswer)
+
+    /// The action it stands for.
+    public func action(for request: ConnectionID) -> Action {
+        switch self {
+        case .connect(let target): return .connectBackend(request, target)
+        case .answer(let answer): return .answerRequest(request, answer)
+        }
+    }
+}
+
 extension Registry {
-    /// Routes a request by its host, then redirects it, answers it for
-    /// maintenance, or places it on a backend like a TCP connection.
     mutating func requestReceived(_ id: ConnectionID, _ request: HTTPRequest) -> [Action] {
+        [placeRequest(id, request).action(for: id)]
+    }
+
+    /// An HTTP request's head arrived: the same as handling
+    /// `.requestReceived`, without the array of actions, for the drivers'
+    /// hot path. Routes the request by its host, then redirects it, answers
+    /// it for maintenance, or places it on a backend like a TCP connection.
+    public mutating func placeRequest(_ id: ConnectionID, _ request: HTTPRequest) -> RequestPlacement {
         guard request.hostFields <= 1 else {
-            return [.answerRequest(id, .badRequest(reason: "more than one Host header"))]
+            return .answer(.badRequest(reason: "more than one Host header"))
         }
         guard let header = request.authority, let host = VirtualHostName.fromHostHeader(header) else {
-            return [.answerRequest(id, .badRequest(reason: "missing or malformed Host header"))]
+            return .answer(.badRequest(reason: "missing or malformed Host header"))
         }
         guard let name = route(lookupForm: host), let index = services.index(forKey: name) else {
-            return [.answerRequest(id, .unknownHost(host))]
+            return .answer(.unknownHost(host))
         }
         let secure = request.isTLS || request.forwardedProto?.lowercased() == "https"
         let admission = services.values[index].admit(
@@ -120,16 +142,16 @@ extension Registry {
         switch admission {
         case .redirect:
             let location = Self.redirectLocation(host: header, uri: request.uri, httpsPort: settings.httpsPort)
-            return [.answerRequest(id, .redirect(service: name, location: location))]
+            return .answer(.redirect(service: name, location: location))
         case .maintenance:
-            return [.answerRequest(id, .maintenance(service: name))]
+            return .answer(.maintenance(service: name))
         case .noBackend:
-            return [.answerRequest(id, .noBackend(service: name))]
+            return .answer(.noBackend(service: name))
         case .placed(let placed):
             connections[id] = ConnectionState(
                 service: name, generation: placed.generation, serviceIndex: index, layout: serviceLayout,
                 key: request.key, backend: placed.backend, isRequest: true)
-            return [.connectBackend(id, placed.target)]
+            return .connect(placed.target)
         }
     }
 

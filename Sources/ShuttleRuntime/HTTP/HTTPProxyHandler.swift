@@ -298,7 +298,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, @un
             host: head.headers.first(name: "host"), hostFields: HeaderRules.hostFields(head.headers), uri: head.uri,
             isTLS: isTLS,
             forwardedProto: head.headers.first(name: "x-forwarded-proto"), key: clientKey())
-        carryOut(driver.send(.requestReceived(exchange.id, request)), for: exchange)
+        switch driver.placeRequest(exchange.id, request) {
+        case .connect(let target): acquire(target, for: exchange)
+        case .answer(let answer): answerLocally(answer, for: exchange)
+        }
     }
 
     /// Carries out the model's actions for this exchange; any other action

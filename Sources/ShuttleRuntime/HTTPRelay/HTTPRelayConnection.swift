@@ -274,7 +274,10 @@ final class HTTPRelayConnection: RelayConnection, @unchecked Sendable {  // conf
             agent: agent, scanned: head, backendHead: backendHead)
         inbox.consume(head.length)
         self.exchange = exchange
-        carryOut(driver.send(.requestReceived(exchange.id, request)), for: exchange)
+        switch driver.placeRequest(exchange.id, request) {
+        case .connect(let target): acquire(target, for: exchange)
+        case .answer(let answer): answerLocally(answer, for: exchange)
+        }
     }
 
     /// Carries out the model's actions for this exchange; any other action
