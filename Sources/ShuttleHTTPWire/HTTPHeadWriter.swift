@@ -1,6 +1,7 @@
 /// Heads written for the other side of the proxy straight from the bytes
-/// they were read from: the fields the proxy keeps are copied as they came,
-/// the hop-by-hop ones are left out, and the proxy's own are appended. The
+/// they were read from: the field lines the proxy keeps are copied as they
+/// came (neighbouring lines in one piece), the hop-by-hop ones are left
+/// out, and the proxy's own are appended. The
 /// rules are the proxy's header rules (COMPAT.md, "HTTP virtual hosts"),
 /// the same as `HeaderRules` applies to NIOHTTP1's decoded heads
 /// (`HeadRewriteEquivalenceTests` checks that both give the same head).
@@ -15,9 +16,9 @@ public enum HTTPHeadWriter {
         _ head: HTTPHead, fields: [HTTPFieldRange], of bytes: UnsafeRawBufferPointer, clientIP: String?, isTLS: Bool,
         requestID: String, into out: inout [UInt8]
     ) {
-        // Room for the head: fields copied may gain a space after their
-        // colon (a quarter of the shortest line), and the proxy's own fields
-        // take under 256 bytes besides the client's address and the id.
+        // Room for the head: the kept lines take what they took, and the
+        // proxy's own fields under 256 bytes besides the client's address,
+        // the values of the X-Forwarded-For lines and the id.
         let room = 2 * head.length + 256 + (clientIP?.utf8.count ?? 0) + requestID.utf8.count
         ByteWriter.append(to: &out, room: room) { w in
             w.put(bytes, head.method)
@@ -28,7 +29,8 @@ public enum HTTPHeadWriter {
             var upgrade: Range<Int>?
             var forwardedFor = false
             var forwardedProto = false
-            for field in fields {
+            var lines = KeptLines(head, fields)
+            for (index, field) in fields.enumerated() {
                 if isHopByHop(bytes, field.name) {
                     if upgrade == nil, HTTPBytes.equals(bytes, field.name, lowercase: "upgrade") { upgrade = field.value }
                     continue
@@ -40,8 +42,9 @@ public enum HTTPHeadWriter {
                     continue
                 }
                 if HTTPBytes.equals(bytes, field.name, lowercase: "x-forwarded-proto") { forwardedProto = true }
-                w.putField(bytes, field)
+                lines.keep(index, bytes, into: &w)
             }
+            lines.flush(bytes, into: &w)
             if let upgrade, head.connection.contains(.upgrade) {
                 w.put(literal: "Connection: upgrade\r\nUpgrade: ")
                 w.put(bytes, upgrade)
@@ -131,7 +134,8 @@ public enum HTTPHeadWriter {
                 case .untilClose: body = clientMinorVersion >= 1 ? .chunkEncoded : .untilClose
                 }
             }
-            for field in fields {
+            var lines = KeptLines(head, fields)
+            for (index, field) in fields.enumerated() {
                 if isHopByHop(bytes, field.name) {
                     if upgrade == nil, HTTPBytes.equals(bytes, field.name, lowercase: "upgrade") { upgrade = field.value }
                     continue
@@ -146,8 +150,9 @@ public enum HTTPHeadWriter {
                     if noBody { continue }
                     hasLength = true
                 }
-                w.putField(bytes, field)
+                lines.keep(index, bytes, into: &w)
             }
+            lines.flush(bytes, into: &w)
             let upgrading = asksUpgrade && switching
             if switching, let upgrade {
                 // `Connection: close` below takes the place of `upgrade`.
@@ -225,16 +230,46 @@ public enum HTTPHeadWriter {
     }
 }
 
-extension ByteWriter {
-    @inline(__always)
-    mutating func putField(_ bytes: UnsafeRawBufferPointer, _ field: HTTPFieldRange) {
-        put(bytes, field.name)
-        put(.colon)
-        put(.space)
-        put(bytes, field.value)
-        put(.cr)
-        put(.lf)
+/// The field lines a head writer keeps, copied as they came, with their
+/// CRLF: a run of neighbouring lines in one piece (a head that loses only
+/// its `Connection` line is copied in two), not a copy per name, colon,
+/// value and line end. A line runs from its name to the next line's name;
+/// the last one to the blank line (the scanner takes no folded lines and
+/// no lone CR or LF, so nothing else lies between).
+struct KeptLines {
+    let fields: [HTTPFieldRange]
+    /// Where the last field line ends: the blank line's start.
+    let lastEnd: Int
+    /// Kept lines not yet written.
+    var run: Range<Int>?
+
+    init(_ head: HTTPHead, _ fields: [HTTPFieldRange]) {
+        self.fields = fields
+        lastEnd = head.length - 2
     }
+
+    /// Keeps `fields[index]`'s line.
+    @inline(__always)
+    mutating func keep(_ index: Int, _ bytes: UnsafeRawBufferPointer, into w: inout ByteWriter) {
+        let start = fields[index].name.lowerBound
+        let end = index + 1 < fields.count ? fields[index + 1].name.lowerBound : lastEnd
+        if let kept = run, kept.upperBound == start {
+            run = kept.lowerBound..<end
+        } else {
+            flush(bytes, into: &w)
+            run = start..<end
+        }
+    }
+
+    /// Writes the kept lines not yet written.
+    @inline(__always)
+    mutating func flush(_ bytes: UnsafeRawBufferPointer, into w: inout ByteWriter) {
+        if let kept = run { w.put(bytes, kept) }
+        run = nil
+    }
+}
+
+extension ByteWriter {
 
     mutating func putStatus(_ status: Int) {
         put(.zero + UInt8(status / 100 % 10))

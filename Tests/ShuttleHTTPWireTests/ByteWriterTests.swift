@@ -24,7 +24,7 @@ struct ByteWriterTests {
         #expect(written == expected.utf8.count)
     }
 
-    @Test("a head of many short fields, each gaining a space after its colon, fits the room the writer makes")
+    @Test("a head of many short fields fits the room the writer makes, each line as it came")
     func shortFieldsGrow() throws {
         let fields = (0..<2_000).map { "x\($0 % 10):\($0 % 7)" }
         let text = "GET / HTTP/1.1\r\nHost:a\r\n" + fields.joined(separator: "\r\n") + "\r\n\r\n"
@@ -41,8 +41,8 @@ struct ByteWriterTests {
             _ = try #require(head.length == bytes.count)
         }
         let written = String(decoding: out, as: UTF8.self)
-        #expect(written.hasPrefix("GET / HTTP/1.1\r\nHost: a\r\nx0: 0\r\nx1: 1\r\n"))
-        #expect(written.contains("\r\nx9: 4\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Request-Id: id1\r\n\r\n"))
+        #expect(written.hasPrefix("GET / HTTP/1.1\r\nHost:a\r\nx0:0\r\nx1:1\r\n"))
+        #expect(written.contains("\r\nx9:4\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Request-Id: id1\r\n\r\n"))
         #expect(written.components(separatedBy: "\r\n").count == 2_000 + 5 + 2)
     }
 }
