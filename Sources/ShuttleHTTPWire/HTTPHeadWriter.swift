@@ -210,14 +210,14 @@ public enum HTTPHeadWriter {
     static func isNamedByConnection(
         _ name: Range<Int>, _ tokens: HTTPConnectionTokens, fields: [HTTPFieldRange], of bytes: UnsafeRawBufferPointer
     ) -> Bool {
-        if HTTPBytes.equals(bytes, name, lowercase: "content-length") || HTTPBytes.equals(bytes, name, lowercase: "host") {
-            return false
-        }
         // Only `close`, `keep-alive` and `upgrade` (nearly every head): the
         // last two are hop-by-hop already, so only a field named `close`
         // is left to find, without reading the tokens again.
         if !tokens.contains(.other) {
             return tokens.contains(.close) && HTTPBytes.equals(bytes, name, lowercase: "close")
+        }
+        if HTTPBytes.equals(bytes, name, lowercase: "content-length") || HTTPBytes.equals(bytes, name, lowercase: "host") {
+            return false
         }
         for field in fields where HTTPBytes.equals(bytes, field.name, lowercase: "connection") {
             var named = false

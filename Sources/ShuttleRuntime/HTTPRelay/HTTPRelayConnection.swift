@@ -260,8 +260,7 @@ final class HTTPRelayConnection: RelayConnection, @unchecked Sendable {  // conf
         }
         let fresh = HeaderRules.hex16(state.requestIDs.next())
         let requestID = oldID.map { "\(fresh).\($0)" } ?? fresh
-        var backendHead: [UInt8] = []
-        backendHead.reserveCapacity(head.length + 128)
+        var backendHead: [UInt8] = []  // the writer makes its room: one allocation
         HTTPHeadWriter.backendRequest(
             head, fields: scanner.fields, of: bytes, clientIP: clientIP, isTLS: false, requestID: requestID,
             into: &backendHead)
