@@ -1,10 +1,10 @@
 /// Heads written for the other side of the proxy straight from the bytes
 /// they were read from: the field lines the proxy keeps are copied as they
 /// came (neighbouring lines in one piece), the hop-by-hop ones are left
-/// out, and the proxy's own are appended. The
-/// rules are the proxy's header rules (COMPAT.md, "HTTP virtual hosts"),
-/// the same as `HeaderRules` applies to NIOHTTP1's decoded heads
-/// (`HeadRewriteEquivalenceTests` checks that both give the same head).
+/// out, and the proxy's own are appended. The rules are the proxy's header
+/// rules (COMPAT.md, "HTTP virtual hosts"), the same as `HeaderRules`
+/// applies to NIOHTTP1's decoded heads (`HeadRewriteEquivalenceTests`
+/// checks that both give the same fields).
 public enum HTTPHeadWriter {
     /// The request as the backend gets it: in HTTP/1.1; hop-by-hop fields
     /// and those `Connection` names left out (an upgrade keeps
@@ -270,7 +270,6 @@ struct KeptLines {
 }
 
 extension ByteWriter {
-
     mutating func putStatus(_ status: Int) {
         put(.zero + UInt8(status / 100 % 10))
         put(.zero + UInt8(status / 10 % 10))

@@ -12,7 +12,7 @@ public struct BackendID: Hashable, Comparable, Sendable, Codable, CustomStringCo
     public static func < (a: Self, b: Self) -> Bool { a.raw < b.raw }
     public var description: String { "b\(raw)" }
     public func hash(into hasher: inout Hasher) { hasher.combine(raw) }
-    /// As a dictionary asks for it: `UInt64`'s own one-shot hash (see `Identifiers`).
+    /// As a dictionary asks for it: `UInt64`'s own one-shot hash (see the top of the file).
     public func _rawHashValue(seed: Int) -> Int { raw._rawHashValue(seed: seed) }
 }
 
@@ -23,7 +23,7 @@ public struct ListenerID: Hashable, Comparable, Sendable, Codable, CustomStringC
     public static func < (a: Self, b: Self) -> Bool { a.raw < b.raw }
     public var description: String { "l\(raw)" }
     public func hash(into hasher: inout Hasher) { hasher.combine(raw) }
-    /// As a dictionary asks for it: `UInt64`'s own one-shot hash (see `Identifiers`).
+    /// As a dictionary asks for it: `UInt64`'s own one-shot hash (see the top of the file).
     public func _rawHashValue(seed: Int) -> Int { raw._rawHashValue(seed: seed) }
 }
 
@@ -34,7 +34,7 @@ public struct ConnectionID: Hashable, Comparable, Sendable, Codable, CustomStrin
     public static func < (a: Self, b: Self) -> Bool { a.raw < b.raw }
     public var description: String { "c\(raw)" }
     public func hash(into hasher: inout Hasher) { hasher.combine(raw) }
-    /// As a dictionary asks for it: `UInt64`'s own one-shot hash (see `Identifiers`).
+    /// As a dictionary asks for it: `UInt64`'s own one-shot hash (see the top of the file).
     public func _rawHashValue(seed: Int) -> Int { raw._rawHashValue(seed: seed) }
 }
 
@@ -45,6 +45,6 @@ public struct RequestID: Hashable, Comparable, Sendable, Codable, CustomStringCo
     public static func < (a: Self, b: Self) -> Bool { a.raw < b.raw }
     public var description: String { "r\(raw)" }
     public func hash(into hasher: inout Hasher) { hasher.combine(raw) }
-    /// As a dictionary asks for it: `UInt64`'s own one-shot hash (see `Identifiers`).
+    /// As a dictionary asks for it: `UInt64`'s own one-shot hash (see the top of the file).
     public func _rawHashValue(seed: Int) -> Int { raw._rawHashValue(seed: seed) }
 }
