@@ -191,13 +191,10 @@ extension HTTPRelayConnection {
     func report(_ exchange: HTTPRelayExchange, outcome: RequestOutcome) {
         guard !exchange.reported else { return }
         exchange.reported = true
-        if exchange.bytesSent > 0 || exchange.bytesReceived > 0 {
-            loop.report(
-                .bytesTransferred(exchange.id, sent: exchange.bytesSent, received: exchange.bytesReceived), to: driver)
-            exchange.bytesSent = 0
-            exchange.bytesReceived = 0
-        }
-        loop.report(.requestFinished(exchange.id, outcome), to: driver)
+        loop.report(
+            .requestServed(exchange.id, sent: exchange.bytesSent, received: exchange.bytesReceived, outcome), to: driver)
+        exchange.bytesSent = 0
+        exchange.bytesReceived = 0
         if let service = exchange.target?.service {
             let nanoseconds = Int64(cshuttle_now() - exchange.started)
             let metrics = driver.metrics

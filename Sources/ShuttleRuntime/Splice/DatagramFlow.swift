@@ -220,12 +220,13 @@ final class DatagramFlow: SpliceSource, PlacedClient, @unchecked Sendable {  // 
     }
 
     private func report(closed: Bool) {
-        if sent > 0 || received > 0 {
+        if closed {
+            loop.report(.connectionEnded(id, sent: sent, received: received), to: driver)
+        } else if sent > 0 || received > 0 {
             loop.report(.bytesTransferred(id, sent: sent, received: received), to: driver)
-            sent = 0
-            received = 0
         }
-        if closed { loop.report(.connectionClosed(id), to: driver) }
+        sent = 0
+        received = 0
     }
 }
 #endif

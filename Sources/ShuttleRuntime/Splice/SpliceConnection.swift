@@ -316,8 +316,10 @@ final class SpliceConnection: RelayConnection, PlacedClient, @unchecked Sendable
         if backend >= 0 { close(backend) }
         backend = -1
         loop.remove(self)
-        if wasRelaying { reportBytes() }
-        loop.report(.connectionClosed(id), to: driver)
+        // The last bytes with the end, in one report.
+        let sent = wasRelaying ? up.bytes - reported.sent : 0
+        let received = wasRelaying ? down.bytes - reported.received : 0
+        loop.report(.connectionEnded(id, sent: sent, received: received), to: driver)
     }
 
     /// The relay is stopping.

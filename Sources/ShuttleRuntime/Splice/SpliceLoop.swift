@@ -114,7 +114,7 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
     /// private to one loop's thread, and changed only by short methods that
     /// call nothing that could reach them meanwhile; every other property
     /// keeps its check.
-    @exclusivity(unchecked) private var reports: [Event] = []
+    @exclusivity(unchecked) private var reports: [RelayReport] = []
     private var reportsTo: Driver?
     /// Closed during this batch: kept alive until its events are handled.
     private var retired: [SpliceSource] = []
@@ -320,7 +320,11 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
     /// Tells the model `event` when the current batch of events ends, in
     /// order with the loop's other reports.
     func report(_ event: Event, to driver: Driver) {
-        reports.append(event)
+        report(.event(event), to: driver)
+    }
+
+    func report(_ report: RelayReport, to driver: Driver) {
+        reports.append(report)
         reportsTo = driver
     }
 

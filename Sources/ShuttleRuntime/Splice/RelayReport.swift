@@ -1,0 +1,42 @@
+import ShuttleModel
+
+/// What a relay loop tells the model when a batch of events ends (see
+/// `SpliceLoop.report`): an event whose actions it does not use, or the end
+/// of a request or a connection with its last bytes, which the model takes
+/// in one call and the recording keeps as the two events it stands for.
+enum RelayReport {
+    case event(Event)
+    /// `.bytesTransferred`, then `.requestFinished`.
+    case requestServed(ConnectionID, sent: Int, received: Int, RequestOutcome)
+    /// `.bytesTransferred`, then `.connectionClosed`.
+    case connectionEnded(ConnectionID, sent: Int, received: Int)
+}
+
+extension Driver {
+    /// Feeds a relay loop's reports to the model under one taking of its lock.
+    func report(_ reports: [RelayReport]) {
+        registry.withLockedValue { registry in
+            for report in reports {
+                switch report {
+                case .event(let event):
+                    let actions = registry.handle(event)
+                    recorder?(event, actions)
+                case .requestServed(let id, let sent, let received, let outcome):
+                    registry.requestServed(id, sent: sent, received: received, outcome)
+                    record(id, sent: sent, received: received, then: .requestFinished(id, outcome))
+                case .connectionEnded(let id, let sent, let received):
+                    registry.connectionEnded(id, sent: sent, received: received)
+                    record(id, sent: sent, received: received, then: .connectionClosed(id))
+                }
+            }
+        }
+    }
+
+    /// Records an end as its events (neither has actions): the bytes, if
+    /// any moved, then the end.
+    private func record(_ id: ConnectionID, sent: Int, received: Int, then end: Event) {
+        guard let recorder else { return }
+        if sent > 0 || received > 0 { recorder(.bytesTransferred(id, sent: sent, received: received), []) }
+        recorder(end, [])
+    }
+}
