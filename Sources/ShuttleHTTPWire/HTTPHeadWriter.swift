@@ -26,25 +26,17 @@ public enum HTTPHeadWriter {
             w.put(bytes, head.target)
             w.put(literal: " HTTP/1.1\r\n")
             let hasConnection = head.connection != []
-            var upgrade: Range<Int>?
             var forwardedFor = false
             var forwardedProto = false
-            var lines = KeptLines(head, fields)
-            for (index, field) in fields.enumerated() {
-                if isHopByHop(bytes, field.name) {
-                    if upgrade == nil, HTTPBytes.equals(bytes, field.name, lowercase: "upgrade") { upgrade = field.value }
-                    continue
-                }
-                if hasConnection && isNamedByConnection(field.name, head.connection, fields: fields, of: bytes) { continue }
-                if HTTPBytes.equals(bytes, field.name, lowercase: "x-request-id") { continue }
-                if clientIP != nil, HTTPBytes.equals(bytes, field.name, lowercase: "x-forwarded-for") {
+            let upgrade = copyEndToEnd(head, fields, of: bytes, into: &w) { name in
+                if HTTPBytes.equals(bytes, name, lowercase: "x-request-id") { return false }
+                if clientIP != nil, HTTPBytes.equals(bytes, name, lowercase: "x-forwarded-for") {
                     forwardedFor = true
-                    continue
+                    return false
                 }
-                if HTTPBytes.equals(bytes, field.name, lowercase: "x-forwarded-proto") { forwardedProto = true }
-                lines.keep(index, bytes, into: &w)
+                if HTTPBytes.equals(bytes, name, lowercase: "x-forwarded-proto") { forwardedProto = true }
+                return true
             }
-            lines.flush(bytes, into: &w)
             if let upgrade, head.connection.contains(.upgrade) {
                 w.put(literal: "Connection: upgrade\r\nUpgrade: ")
                 w.put(bytes, upgrade)
@@ -117,8 +109,6 @@ public enum HTTPHeadWriter {
             w.put(bytes, head.reason)
             w.put(literal: "\r\n")
             let switching = head.status == 101
-            let hasConnection = head.connection != []
-            var upgrade: Range<Int>?
             // Framing: no body after HEAD, 1xx, 204 and 304; a length is kept;
             // else chunked for an HTTP/1.1 client, or the close for 1.0.
             let noBody = head.status < 200 || head.status == 204
@@ -134,25 +124,18 @@ public enum HTTPHeadWriter {
                 case .untilClose: body = clientMinorVersion >= 1 ? .chunkEncoded : .untilClose
                 }
             }
-            var lines = KeptLines(head, fields)
-            for (index, field) in fields.enumerated() {
-                if isHopByHop(bytes, field.name) {
-                    if upgrade == nil, HTTPBytes.equals(bytes, field.name, lowercase: "upgrade") { upgrade = field.value }
-                    continue
-                }
-                if hasConnection && isNamedByConnection(field.name, head.connection, fields: fields, of: bytes) { continue }
-                if HTTPBytes.equals(bytes, field.name, lowercase: "x-request-id")
-                    || HTTPBytes.equals(bytes, field.name, lowercase: "x-backend")
+            let upgrade = copyEndToEnd(head, fields, of: bytes, into: &w) { name in
+                if HTTPBytes.equals(bytes, name, lowercase: "x-request-id")
+                    || HTTPBytes.equals(bytes, name, lowercase: "x-backend")
                 {
-                    continue
+                    return false
                 }
-                if HTTPBytes.equals(bytes, field.name, lowercase: "content-length") {
-                    if noBody { continue }
+                if HTTPBytes.equals(bytes, name, lowercase: "content-length") {
+                    if noBody { return false }
                     hasLength = true
                 }
-                lines.keep(index, bytes, into: &w)
+                return true
             }
-            lines.flush(bytes, into: &w)
             let upgrading = asksUpgrade && switching
             if switching, let upgrade {
                 // `Connection: close` below takes the place of `upgrade`.
@@ -184,6 +167,30 @@ public enum HTTPHeadWriter {
     }
 
     // MARK: Pieces
+
+    /// Copies the end-to-end field lines `keeps` takes (by name), as they
+    /// came: not the hop-by-hop ones, nor those the `Connection` tokens name.
+    /// Returns the first `Upgrade` value, which is hop-by-hop: each writer
+    /// decides whether it goes on.
+    @inline(__always)
+    static func copyEndToEnd(
+        _ head: HTTPHead, _ fields: [HTTPFieldRange], of bytes: UnsafeRawBufferPointer, into w: inout ByteWriter,
+        keeps: (Range<Int>) -> Bool
+    ) -> Range<Int>? {
+        let hasConnection = head.connection != []
+        var upgrade: Range<Int>?
+        var lines = KeptLines(head, fields)
+        for (index, field) in fields.enumerated() {
+            if isHopByHop(bytes, field.name) {
+                if upgrade == nil, HTTPBytes.equals(bytes, field.name, lowercase: "upgrade") { upgrade = field.value }
+                continue
+            }
+            if hasConnection && isNamedByConnection(field.name, head.connection, fields: fields, of: bytes) { continue }
+            if keeps(field.name) { lines.keep(index, bytes, into: &w) }
+        }
+        lines.flush(bytes, into: &w)
+        return upgrade
+    }
 
     /// The hop-by-hop fields (RFC 9110 §7.6.1), by length first.
     @inline(__always)
@@ -236,7 +243,7 @@ public enum HTTPHeadWriter {
 /// value and line end. A line runs from its name to the next line's name;
 /// the last one to the blank line (the scanner takes no folded lines and
 /// no lone CR or LF, so nothing else lies between).
-struct KeptLines {
+private struct KeptLines {
     let fields: [HTTPFieldRange]
     /// Where the last field line ends: the blank line's start.
     let lastEnd: Int
