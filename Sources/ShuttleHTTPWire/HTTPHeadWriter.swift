@@ -99,9 +99,11 @@ public enum HTTPHeadWriter {
         toHEAD: Bool, keepAlive clientKeepsAlive: Bool, asksUpgrade: Bool, requestID: String, backend: String,
         into out: inout [UInt8]
     ) -> (body: ResponseBody, keepAlive: Bool) {
-        // Room for the head, as for the request's: under 256 bytes of the
-        // proxy's own besides the id and the backend's name.
-        let room = 2 * head.length + 256 + requestID.utf8.count + backend.utf8.count
+        // Room for the head: the status line grows by a byte at most (a
+        // space before an empty reason), the kept lines and the Upgrade value
+        // (from a line not kept) take what they took, and the proxy's own
+        // fields under 256 bytes besides the id and the backend's name.
+        let room = head.length + 256 + requestID.utf8.count + backend.utf8.count
         return ByteWriter.append(to: &out, room: room) { w -> (body: ResponseBody, keepAlive: Bool) in
             w.put(literal: clientMinorVersion >= 1 ? "HTTP/1.1 " : "HTTP/1.0 ")
             w.putStatus(head.status)
