@@ -118,18 +118,6 @@ public final class Driver: Sendable {
         }
     }
 
-    /// Feeds events whose actions the caller does not need (a backend
-    /// connected, bytes moved, a connection closed) to the model under one
-    /// taking of its lock.
-    public func report(_ events: [Event]) {
-        registry.withLockedValue { registry in
-            for event in events {
-                let actions = registry.handle(event)
-                recorder?(event, actions)
-            }
-        }
-    }
-
     /// A new client connection (or UDP flow): `.clientConnected` without
     /// the array of actions, for the data path.
     public func place(_ connection: ConnectionID, listener: ListenerID, key: BalanceKey) -> Placement {

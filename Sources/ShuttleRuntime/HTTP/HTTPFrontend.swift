@@ -24,13 +24,13 @@ public final class HTTPFrontend: Sendable {
         /// Request ids need to be unlikely to repeat, not secret: a generator
         /// seeded once costs no system call per request.
         var requestIDs: SeededGenerator
-        /// Events whose actions the HTTP path does not use (a backend
-        /// connected, bytes moved, a request finished), and request times,
+        /// What the model gives no actions for (a backend connected, a
+        /// request served with its bytes), and request times,
         /// handed over when the loop's turn ends. Told one by one they took
         /// the model's lock three times per request, and the metrics' locks
         /// twice, with the other loops doing the same: 0.4 futex calls per
         /// request.
-        private var reports: [Event] = []
+        private var reports: [ModelReport] = []
         private var requestTimes: [(service: String, nanoseconds: Int64)] = []
         /// Each service's request timer, looked up once.
         private var requestTimers = BoundedCache<String, CoreMetrics.Timer>()
@@ -42,9 +42,9 @@ public final class HTTPFrontend: Sendable {
             requestIDs = SeededGenerator(seed: system.next())
         }
 
-        func report(_ event: Event, driver: Driver) {
+        func report(_ report: ModelReport, driver: Driver) {
             if reports.isEmpty && requestTimes.isEmpty { sendWhenTurnEnds(driver) }
-            reports.append(event)
+            reports.append(report)
         }
 
         func recordRequest(service: String, nanoseconds: Int64, driver: Driver) {

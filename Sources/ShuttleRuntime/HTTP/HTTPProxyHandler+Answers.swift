@@ -134,13 +134,13 @@ extension HTTPProxyHandler {
         if exchange.keepAlive && !closing { armIdleTimer() }
     }
 
-    /// Tells the model an event whose actions are not needed, when the
-    /// loop's turn ends (see `HTTPFrontend.LoopState`).
-    func tellModel(_ event: Event) {
+    /// Tells the model what it needs no actions for, when the loop's turn
+    /// ends (see `HTTPFrontend.LoopState`).
+    func tellModel(_ report: ModelReport) {
         if let loopState {
-            loopState.report(event, driver: driver)
+            loopState.report(report, driver: driver)
         } else {
-            driver.send(event)
+            driver.report([report])
         }
     }
 
@@ -149,12 +149,9 @@ extension HTTPProxyHandler {
     func report(_ exchange: HTTPExchange, outcome: RequestOutcome) {
         guard !exchange.reported else { return }
         exchange.reported = true
-        if exchange.bytesSent > 0 || exchange.bytesReceived > 0 {
-            tellModel(.bytesTransferred(exchange.id, sent: exchange.bytesSent, received: exchange.bytesReceived))
-            exchange.bytesSent = 0
-            exchange.bytesReceived = 0
-        }
-        tellModel(.requestFinished(exchange.id, outcome))
+        tellModel(.requestServed(exchange.id, sent: exchange.bytesSent, received: exchange.bytesReceived, outcome))
+        exchange.bytesSent = 0
+        exchange.bytesReceived = 0
         if let service = exchange.target?.service {
             let nanoseconds = (NIODeadline.now() - exchange.started).nanoseconds
             if let loopState {

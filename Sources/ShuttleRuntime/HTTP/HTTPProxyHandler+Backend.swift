@@ -49,7 +49,7 @@ extension HTTPProxyHandler: BackendConnectionDelegate {
     /// Sends the request on `connection`: its head, what was sent before
     /// (a retry), and what arrived while connecting.
     func attach(_ connection: BackendConnection, to exchange: HTTPExchange) {
-        if !exchange.retried { tellModel(.backendConnected(exchange.id)) }
+        if !exchange.retried { tellModel(.event(.backendConnected(exchange.id))) }
         exchange.backend = connection
         connection.delegate = self
         connection.canRead = { [weak self] in self?.context?.channel.isWritable ?? false }

@@ -101,8 +101,8 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
     /// Connections that spent their turn with bytes still to move (edge
     /// triggering will not say so again): pumped again after the batch.
     @exclusivity(unchecked) private var again: [RelayConnection] = []
-    /// Model events whose actions the relay does not use (backends
-    /// connected, bytes moved, connections closed), told when the batch of
+    /// What the model gives no actions for (backends connected, bytes
+    /// moved, requests served, connections ended), told when the batch of
     /// events ends: one taking of the model's lock per batch instead of
     /// three or four per connection, which the loops fought over (a futex
     /// call for every three connections).
@@ -114,7 +114,7 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
     /// private to one loop's thread, and changed only by short methods that
     /// call nothing that could reach them meanwhile; every other property
     /// keeps its check.
-    @exclusivity(unchecked) private var reports: [RelayReport] = []
+    @exclusivity(unchecked) private var reports: [ModelReport] = []
     private var reportsTo: Driver?
     /// Closed during this batch: kept alive until its events are handled.
     private var retired: [SpliceSource] = []
@@ -323,7 +323,7 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
         report(.event(event), to: driver)
     }
 
-    func report(_ report: RelayReport, to driver: Driver) {
+    func report(_ report: ModelReport, to driver: Driver) {
         reports.append(report)
         reportsTo = driver
     }

@@ -1,10 +1,11 @@
 import ShuttleModel
 
-/// What a relay loop tells the model when a batch of events ends (see
-/// `SpliceLoop.report`): an event whose actions it does not use, or the end
-/// of a request or a connection with its last bytes, which the model takes
-/// in one call and the recording keeps as the two events it stands for.
-enum RelayReport {
+/// What a data path tells the model when its batch of work ends (a relay
+/// loop's batch of events, `SpliceLoop.report`; a NIO loop's turn,
+/// `HTTPFrontend.LoopState`): an event whose actions it does not use, or the
+/// end of a request or a connection with its last bytes, which the model
+/// takes in one call and the recording keeps as the two events it stands for.
+enum ModelReport {
     case event(Event)
     /// `.bytesTransferred`, then `.requestFinished`.
     case requestServed(ConnectionID, sent: Int, received: Int, RequestOutcome)
@@ -13,8 +14,8 @@ enum RelayReport {
 }
 
 extension Driver {
-    /// Feeds a relay loop's reports to the model under one taking of its lock.
-    func report(_ reports: [RelayReport]) {
+    /// Feeds a batch of reports to the model under one taking of its lock.
+    func report(_ reports: [ModelReport]) {
         registry.withLockedValue { registry in
             for report in reports {
                 switch report {
