@@ -4,19 +4,19 @@ import Testing
 
 @Suite("HTTP wire: field lines a head writer keeps go as they came")
 struct HTTPHeadWriterTests {
-    /// Scans `text` as a response and writes it for an HTTP/1.1 client.
-    func response(_ text: String) throws -> String {
-        var scanner = HTTPHeadScanner()
+    /// Scans `text` as a response and writes it for a client of HTTP/1.`minor`.
+    func response(_ text: String, minor: Int = 1, asksUpgrade: Bool = false) throws -> String {
+        var scanner = HTTPHeadScanner(limit: 1 << 20)
         let bytes = Array(text.utf8)
         var out: [UInt8] = []
         try bytes.withUnsafeBytes { raw in
             guard case .head(let head) = scanner.scanResponse(raw, toHEAD: false) else {
-                Issue.record("not a head: \(text)")
+                Issue.record("not a head: \(text.prefix(80))")
                 return
             }
             _ = HTTPHeadWriter.clientResponse(
-                head, fields: scanner.fields, of: raw, clientMinorVersion: 1, toHEAD: false, keepAlive: true,
-                asksUpgrade: false, requestID: "id1", backend: "b:80", into: &out)
+                head, fields: scanner.fields, of: raw, clientMinorVersion: minor, toHEAD: false, keepAlive: true,
+                asksUpgrade: asksUpgrade, requestID: "id1", backend: "b:80", into: &out)
             _ = try #require(head.length == bytes.count)
         }
         return String(decoding: out, as: UTF8.self)
@@ -47,21 +47,9 @@ struct HTTPHeadWriterTests {
     @Test("an answer of many short lines, a bare status and an upgrade fits the room the writer makes")
     func shortLinesFit() throws {
         let lines = (0..<2_000).map { "x\($0 % 10):\($0 % 7)" }
-        let text = "HTTP/1.1 101\r\nUpgrade:w\r\nConnection:upgrade\r\n" + lines.joined(separator: "\r\n") + "\r\n\r\n"
-        var scanner = HTTPHeadScanner(limit: 1 << 20)
-        let bytes = Array(text.utf8)
-        var out: [UInt8] = []
-        try bytes.withUnsafeBytes { raw in
-            guard case .head(let head) = scanner.scanResponse(raw, toHEAD: false) else {
-                Issue.record("not a head")
-                return
-            }
-            _ = HTTPHeadWriter.clientResponse(
-                head, fields: scanner.fields, of: raw, clientMinorVersion: 0, toHEAD: false, keepAlive: true,
-                asksUpgrade: true, requestID: "id1", backend: "b:80", into: &out)
-            _ = try #require(head.length == bytes.count)
-        }
-        let written = String(decoding: out, as: UTF8.self)
+        let written = try response(
+            "HTTP/1.1 101\r\nUpgrade:w\r\nConnection:upgrade\r\n" + lines.joined(separator: "\r\n") + "\r\n\r\n",
+            minor: 0, asksUpgrade: true)
         #expect(written.hasPrefix("HTTP/1.0 101 \r\nx0:0\r\n"))
         #expect(written.hasSuffix("x9:4\r\nConnection: upgrade\r\nUpgrade: w\r\nX-Request-Id: id1\r\nX-Backend: b:80\r\n\r\n"))
     }
