@@ -100,4 +100,6 @@ int cshuttle_send_datagrams(
 /// The monotonic clock in nanoseconds.
 uint64_t cshuttle_now(void);
 
+#include "CShuttleTLS.h"
+
 #endif

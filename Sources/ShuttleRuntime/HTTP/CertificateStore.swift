@@ -17,6 +17,10 @@ public final class CertificateStore: Sendable {
         var names: [String]
         var chain: [NIOSSLCertificate]
         var key: NIOSSLPrivateKey
+        #if os(Linux)
+        /// The same pair for the relay's handshakes (OpenSSL), when it serves HTTPS.
+        var relay: TLSContext?
+        #endif
     }
 
     /// The outcome of a (re)load.
@@ -43,6 +47,11 @@ public final class CertificateStore: Sendable {
     public let directory: String
     let logger: Logger
     let entries = NIOLockedValueBox<[Entry]>([])
+    #if os(Linux)
+    /// What the relay's handshakes choose from: set once the relay serves
+    /// HTTPS (`relayCertificates()`), then made anew by every reload.
+    private let relaySet = NIOLockedValueBox<RelayCertificates?>(nil)
+    #endif
 
     public init(directory: String, logger: Logger) {
         self.directory = directory
@@ -65,7 +74,11 @@ public final class CertificateStore: Sendable {
                 let chain = try NIOSSLCertificate.fromPEMFile(pem)
                 guard let leaf = chain.first else { throw CertificateProblem("no certificate in \(file)") }
                 let key = try NIOSSLPrivateKey(file: keyFile, format: .pem)
-                loaded.append(Entry(file: name, names: try Self.names(of: leaf), chain: chain, key: key))
+                var entry = Entry(file: name, names: try Self.names(of: leaf), chain: chain, key: key)
+                #if os(Linux)
+                if servesRelay { entry.relay = try TLSContext(chain: pem, key: keyFile) }
+                #endif
+                loaded.append(entry)
             } catch {
                 failed[name] = "\(error)"
                 logger.error("certificate pair not loaded", metadata: ["pair": "\(name)", "error": "\(error)"])
@@ -73,6 +86,9 @@ public final class CertificateStore: Sendable {
         }
         guard !loaded.isEmpty else { throw LoadError.noCertificate(directory: directory, failed: failed) }
         entries.withLockedValue { $0 = loaded }
+        #if os(Linux)
+        if servesRelay { relaySet.withLockedValue { $0 = RelayCertificates(entries: loaded) } }
+        #endif
         let served = loaded.map(\.file)
         logger.info("certificates loaded", metadata: ["served": "\(served.joined(separator: ","))"])
         return Report(served: served, names: Dictionary(uniqueKeysWithValues: loaded.map { ($0.file, $0.names) }), failed: failed)
@@ -86,20 +102,47 @@ public final class CertificateStore: Sendable {
 
     /// The entry for a TLS server name (nil: none loaded).
     func select(serverName: String?) -> Entry? {
-        entries.withLockedValue { entries in
-            guard let first = entries.first else { return nil }
-            let fallback = entries.first { $0.file == "default" } ?? first
-            guard let raw = serverName, !raw.isEmpty else { return fallback }
-            let name = raw.lowercased()
-            if let exact = entries.first(where: { $0.names.contains(name) }) { return exact }
-            if let dot = name.firstIndex(of: ".") {
-                let wildcard = "*" + name[dot...]
-                if let match = entries.first(where: { $0.names.contains(wildcard) }) { return match }
-            }
-            if let byFile = entries.first(where: { $0.file.lowercased() == name }) { return byFile }
-            return fallback
-        }
+        entries.withLockedValue { Self.choose(from: $0, serverName: serverName) }
     }
+
+    /// The entry of `entries` for a TLS server name: the certificate that
+    /// names it, an exact name before a wildcard; else the file named after
+    /// it; else the default.
+    static func choose(from entries: [Entry], serverName: String?) -> Entry? {
+        guard let first = entries.first else { return nil }
+        let fallback = entries.first { $0.file == "default" } ?? first
+        guard let raw = serverName, !raw.isEmpty else { return fallback }
+        let name = raw.lowercased()
+        if let exact = entries.first(where: { $0.names.contains(name) }) { return exact }
+        if let dot = name.firstIndex(of: ".") {
+            let wildcard = "*" + name[dot...]
+            if let match = entries.first(where: { $0.names.contains(wildcard) }) { return match }
+        }
+        if let byFile = entries.first(where: { $0.file.lowercased() == name }) { return byFile }
+        return fallback
+    }
+
+    #if os(Linux)
+    /// Whether loads make the relay's contexts too.
+    private var servesRelay: Bool { relayWanted.withLockedValue { $0 } }
+    private let relayWanted = NIOLockedValueBox(false)
+
+    /// The certificates the relay's handshakes use now (nil until
+    /// `relayCertificates()` was called).
+    var relayServed: RelayCertificates? { relaySet.withLockedValue { $0 } }
+
+    /// The certificates for the relay's handshakes, as last loaded. The
+    /// first call loads the directory again, with OpenSSL as well.
+    func relayCertificates() throws -> RelayCertificates {
+        if let set = relaySet.withLockedValue({ $0 }) { return set }
+        relayWanted.withLockedValue { $0 = true }
+        try reload()
+        guard let set = relaySet.withLockedValue({ $0 }) else {
+            throw LoadError.noCertificate(directory: directory, failed: [:])
+        }
+        return set
+    }
+    #endif
 
     /// A server context that picks the certificate per handshake.
     public func makeServerContext() throws -> NIOSSLContext {
