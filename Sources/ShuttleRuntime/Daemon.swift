@@ -28,7 +28,7 @@ public struct DaemonOptions: Sendable {
     public var tcpRelay = TCPRelay.platformDefault
     /// `-udp-relay`: which data path UDP services use.
     public var udpRelay = UDPRelay.platformDefault
-    /// `-http-relay`: which data path the `-http` listener uses.
+    /// `-http-relay`: which data path the `-http` and `-https` listeners use.
     public var httpRelay = HTTPRelay.platformDefault
     public var seed: UInt64 = 0
     /// `-record FILE`: every event the model handles and its decisions, as
@@ -222,7 +222,7 @@ public final class Daemon: Sendable {
         }
         if let https = options.https, let certificates {
             do {
-                listeners.append(try await frontend.bindHTTPS(https, certificates: certificates).get())
+                listeners.append(try await frontend.bindHTTPS(https, certificates: certificates, relay: options.httpRelay).get())
             } catch {
                 throw StartError.cannotListenHTTP(flag: "-https", address: https, reason: Driver.describe(error))
             }

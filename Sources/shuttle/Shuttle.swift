@@ -75,7 +75,7 @@ struct Shuttle: AsyncParsableCommand {
 
     @Option(
         name: .goStyle("http-relay"),
-        help: "How the -http listener relays requests: epoll (Linux: heads read in place on the relay's epoll threads) or nio (SwiftNIO channels).")
+        help: "How the -http and -https listeners relay requests: epoll (Linux: heads read in place on the relay's epoll threads; TLS with the system's OpenSSL 3 when libssl.so.3 loads, else -https stays on nio) or nio (SwiftNIO channels, NIOSSL).")
     var httpRelay = HTTPRelay.platformDefault.rawValue
 
     @Flag(name: .goStyle("admin-token-reads"), help: "Admin reads need the token too (/_health stays open).")

@@ -1,5 +1,6 @@
 import CoreMetrics
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -15,6 +16,9 @@ public final class HTTPFrontend: Sendable {
     /// What each event loop of the data plane keeps to itself, built once:
     /// lookups need no lock.
     let loops: [ObjectIdentifier: LoopState]
+    /// Whether the relay's loops are told of retired backends (once, for
+    /// either listener on them).
+    private let retiresOnRelay = NIOLockedValueBox(false)
 
     /// One event loop's backend pool, request-id generator, and the model
     /// events and request times it tells once per turn of the loop.
@@ -111,19 +115,7 @@ public final class HTTPFrontend: Sendable {
     /// relay's (`-http-relay`).
     public func bindHTTP(_ address: String, relay: HTTPRelay = .nio) -> EventLoopFuture<VirtualHostListener> {
         #if os(Linux)
-        if relay == .epoll {
-            do {
-                let spliceRelay = try driver.startRelay()
-                let listener = try HTTPRelayListener.bind(address, frontend: self, relay: spliceRelay)
-                driver.observeRetiredBackends { backend in
-                    for loop in spliceRelay.loops { loop.post { loop.retireHTTPBackend(backend) } }
-                }
-                return driver.control.makeSucceededFuture(
-                    VirtualHostListener(channels: [], relay: listener, control: driver.control))
-            } catch {
-                return driver.control.makeFailedFuture(error)
-            }
-        }
+        if relay == .epoll { return bindOnRelay(address, certificates: nil) }
         #endif
         return bind(address) { channel in
             channel.eventLoop.makeCompletedFuture {
@@ -132,8 +124,23 @@ public final class HTTPFrontend: Sendable {
         }
     }
 
-    /// Binds the HTTPS virtual-host listener; certificates come from `store`.
-    public func bindHTTPS(_ address: String, certificates store: CertificateStore) -> EventLoopFuture<VirtualHostListener> {
+    /// Binds the HTTPS virtual-host listener; certificates come from
+    /// `store`. On the relay (`-http-relay epoll`), TLS is the system's
+    /// OpenSSL; without it, NIO's path serves HTTPS.
+    public func bindHTTPS(_ address: String, certificates store: CertificateStore, relay: HTTPRelay = .nio)
+        -> EventLoopFuture<VirtualHostListener>
+    {
+        #if os(Linux)
+        if relay == .epoll {
+            if let reason = SystemTLS.unavailable {
+                driver.logger.notice(
+                    "HTTPS stays on SwiftNIO: the relay's TLS needs the system's OpenSSL 3",
+                    metadata: ["reason": "\(reason)"])
+            } else {
+                return bindOnRelay(address, certificates: store)
+            }
+        }
+        #endif
         let context: NIOSSLContext
         do {
             context = try store.makeServerContext()
@@ -147,6 +154,33 @@ public final class HTTPFrontend: Sendable {
             }
         }
     }
+
+    #if os(Linux)
+    /// Binds a listener on the relay's loops; HTTPS with `certificates`.
+    private func bindOnRelay(_ address: String, certificates: CertificateStore?)
+        -> EventLoopFuture<VirtualHostListener>
+    {
+        do {
+            let spliceRelay = try driver.startRelay()
+            _ = try certificates?.relayCertificates()
+            let listener = try HTTPRelayListener.bind(
+                address, frontend: self, relay: spliceRelay, certificates: certificates)
+            let first = retiresOnRelay.withLockedValue { observed in
+                defer { observed = true }
+                return !observed
+            }
+            if first {
+                driver.observeRetiredBackends { backend in
+                    for loop in spliceRelay.loops { loop.post { loop.retireHTTPBackend(backend) } }
+                }
+            }
+            return driver.control.makeSucceededFuture(
+                VirtualHostListener(channels: [], relay: listener, control: driver.control))
+        } catch {
+            return driver.control.makeFailedFuture(error)
+        }
+    }
+    #endif
 
     /// The largest request line and headers taken; larger ones get 431.
     static let maximumHeadSize = 64 * 1024

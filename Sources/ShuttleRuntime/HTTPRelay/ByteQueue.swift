@@ -116,6 +116,13 @@ final class ByteQueue {
     /// Reads what `fd` has, up to `limit` bytes waiting in all (the caller
     /// reads only below it): read(2)'s result (errno set when -1).
     func read(from fd: Int32, limit: Int) -> Int {
+        read(limit: limit) { Glibc.read(fd, $0, $1) }
+    }
+
+    /// Reads through `receive` (read(2)'s contract: room and its size in,
+    /// the bytes it filled out), up to `limit` bytes waiting in all.
+    @inline(__always)
+    func read(limit: Int, _ receive: (UnsafeMutableRawPointer, Int) -> Int) -> Int {
         let room = limit - count
         guard room > 0 else {
             errno = EAGAIN
@@ -124,7 +131,7 @@ final class ByteQueue {
         // At least 4 KiB free (or what the limit leaves), more if the block has it.
         reserve(min(room, 4096))
         let free = min(block!.count - end, room)
-        let n = Glibc.read(fd, block!.baseAddress! + end, free)
+        let n = receive(block!.baseAddress! + end, free)
         drained = n >= 0 && n < free
         if n > 0 {
             end += n
@@ -136,8 +143,14 @@ final class ByteQueue {
 
     /// Writes the waiting bytes to `fd`: write(2)'s result (errno set when -1).
     func write(to fd: Int32) -> Int {
+        write { Glibc.write(fd, $0, $1) }
+    }
+
+    /// Writes the waiting bytes through `send` (write(2)'s contract).
+    @inline(__always)
+    func write(_ send: (UnsafeRawPointer, Int) -> Int) -> Int {
         guard let block, count > 0 else { return 0 }
-        let n = Glibc.write(fd, block.baseAddress! + start, count)
+        let n = send(block.baseAddress! + start, count)
         if n > 0 { consume(n) }
         return n
     }

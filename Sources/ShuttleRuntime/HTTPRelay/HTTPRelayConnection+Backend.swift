@@ -346,7 +346,7 @@ extension HTTPRelayConnection {
             }
         }
         if readable && !clientEnded && backend.outbox.count < Self.outboxLimit {
-            let n = backend.outbox.read(from: fd, limit: Self.outboxLimit)
+            let n = receive(into: backend.outbox, limit: Self.outboxLimit)
             if n > 0 {
                 moved = true
             } else if n < 0 && errno == EAGAIN {

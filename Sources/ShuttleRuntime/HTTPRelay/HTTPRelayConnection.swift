@@ -4,9 +4,9 @@ import Glibc
 import ShuttleHTTPWire
 import ShuttleModel
 
-/// One client of the plain-HTTP virtual-host listener on a relay loop
-/// (`-http-relay epoll`): the NIO path's `HTTPProxyHandler` without
-/// channels. Heads are read in place (`HTTPHeadScanner`) and written for the
+/// One client of a virtual-host listener on a relay loop (`-http-relay
+/// epoll`), over TLS for `-https` (`TLSSession`): the NIO path's
+/// `HTTPProxyHandler` without channels. Heads are read in place (`HTTPHeadScanner`) and written for the
 /// other side from their bytes (`HTTPHeadWriter`); bodies go through as
 /// they came, counted or chunk-scanned to find their end. Requests are
 /// handled one at a time: pipelined ones wait in `inbox`. The client is
@@ -19,6 +19,8 @@ final class HTTPRelayConnection: RelayConnection, @unchecked Sendable {  // conf
     let state: HTTPRelayLoopState
     let fd: Int32
     let clientIP: String
+    /// TLS over the client's socket (`-https`); nil for plain HTTP.
+    let tls: TLSSession?
     /// The client's balancing key, hashed once per connection, not per request.
     lazy var balanceKey = BalanceKey(clientIP)
     /// Client bytes not yet handled: the current request's body, or
@@ -53,9 +55,10 @@ final class HTTPRelayConnection: RelayConnection, @unchecked Sendable {  // conf
     /// How many rounds one pump makes before letting other connections go.
     static let roundsPerTurn = 16
 
-    private init(client: Int32, clientIP: String, loop: SpliceLoop, frontend: HTTPFrontend) {
+    private init(client: Int32, clientIP: String, tls: TLSSession?, loop: SpliceLoop, frontend: HTTPFrontend) {
         fd = client
         self.clientIP = clientIP
+        self.tls = tls
         self.loop = loop
         self.frontend = frontend
         state = loop.httpState
@@ -64,9 +67,21 @@ final class HTTPRelayConnection: RelayConnection, @unchecked Sendable {  // conf
         idleSince = loop.now
     }
 
-    /// A client just accepted on `loop`'s thread.
-    static func start(client: Int32, peer: SpliceAddress, loop: SpliceLoop, frontend: HTTPFrontend) {
-        let connection = HTTPRelayConnection(client: client, clientIP: peer.ipString, loop: loop, frontend: frontend)
+    /// A client just accepted on `loop`'s thread; over TLS with
+    /// `certificates` (`-https`).
+    static func start(
+        client: Int32, peer: SpliceAddress, certificates: RelayCertificates?, loop: SpliceLoop, frontend: HTTPFrontend
+    ) {
+        var tls: TLSSession?
+        if let certificates {
+            tls = TLSSession(fd: client, certificates: certificates)
+            guard tls != nil else {
+                Glibc.close(client)
+                return
+            }
+        }
+        let connection = HTTPRelayConnection(
+            client: client, clientIP: peer.ipString, tls: tls, loop: loop, frontend: frontend)
         loop.add(connection)
         guard loop.register(client, events: events, source: connection, tag: tag) else {
             connection.finish()
@@ -83,11 +98,17 @@ final class HTTPRelayConnection: RelayConnection, @unchecked Sendable {  // conf
         }
         if events & UInt32(CSHUTTLE_EPOLLRDHUP | CSHUTTLE_EPOLLHUP | CSHUTTLE_EPOLLERR) != 0 { hangup = true }
         if events & UInt32(CSHUTTLE_EPOLLOUT | CSHUTTLE_EPOLLHUP | CSHUTTLE_EPOLLERR) != 0 { writable = true }
+        if let tls {
+            // OpenSSL may read to write, or write to read.
+            if writable && tls.readWaitsForWritable { readable = true }
+            if readable && tls.writeWaitsForReadable { writable = true }
+        }
         pump()
     }
 
     /// Moves what can move, in rounds, until nothing does.
     override func pump() {
+        if let tls, !tls.established, !shakeHands(tls) { return }
         var rounds = 0
         while !closed && rounds < Self.roundsPerTurn {
             rounds += 1
@@ -120,7 +141,7 @@ final class HTTPRelayConnection: RelayConnection, @unchecked Sendable {  // conf
     /// Writes what waits for the client.
     private func flushClient() -> Bool {
         guard writable, !outbox.isEmpty else { return false }
-        let n = outbox.write(to: fd)
+        let n = send(from: outbox)
         if n > 0 { return true }
         if n < 0 && errno == EAGAIN {
             writable = false
@@ -142,9 +163,10 @@ final class HTTPRelayConnection: RelayConnection, @unchecked Sendable {  // conf
 
     private func readClient() -> Bool {
         guard readable, wantsClientBytes else { return false }
-        let n = inbox.read(from: fd, limit: Self.inboxLimit)
+        let n = receive(into: inbox, limit: Self.inboxLimit)
         if n > 0 {
-            if inbox.drained && !hangup { readable = false }
+            // A short TLS read says nothing of the socket: read on until EAGAIN.
+            if inbox.drained && !hangup && tls == nil { readable = false }
             return true
         }
         if n < 0 && errno == EAGAIN {
@@ -262,12 +284,12 @@ final class HTTPRelayConnection: RelayConnection, @unchecked Sendable {  // conf
         let requestID = oldID.map { "\(fresh).\($0)" } ?? fresh
         var backendHead: [UInt8] = []  // the writer makes its room: one allocation
         HTTPHeadWriter.backendRequest(
-            head, fields: scanner.fields, of: bytes, clientIP: clientIP, isTLS: false, requestID: requestID,
+            head, fields: scanner.fields, of: bytes, clientIP: clientIP, isTLS: tls != nil, requestID: requestID,
             into: &backendHead)
         let method = text(head.method)
         let url = text(head.target)
         let request = HTTPRequest(
-            host: head.host.map(text), uri: url, isTLS: false, forwardedProto: forwardedProto, key: balanceKey)
+            host: head.host.map(text), uri: url, isTLS: tls != nil, forwardedProto: forwardedProto, key: balanceKey)
         let exchange = HTTPRelayExchange(
             id: driver.makeConnectionID(), requestID: requestID, started: loop.now, method: method, url: url,
             agent: agent, scanned: head, backendHead: backendHead)
@@ -341,6 +363,7 @@ final class HTTPRelayConnection: RelayConnection, @unchecked Sendable {  // conf
         tunnel = nil
         inbox.clear()
         outbox.clear()
+        tls?.shutdown()
         Glibc.close(fd)
         loop.remove(self)
     }

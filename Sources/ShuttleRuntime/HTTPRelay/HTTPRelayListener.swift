@@ -6,10 +6,10 @@ import NIOCore
 import ShuttleModel
 import Synchronization
 
-/// The plain-HTTP virtual-host listener on the relay's epoll loops
-/// (`-http-relay epoll`): a socket per loop in one `ListeningGroup`, each
-/// in its own loop's epoll set, so that a client is accepted and served on
-/// the loop the kernel gave it to.
+/// A virtual-host listener on the relay's epoll loops (`-http-relay
+/// epoll`): plain HTTP, or HTTPS with the system's OpenSSL. A socket per
+/// loop in one `ListeningGroup`, each in its own loop's epoll set, so that
+/// a client is accepted and served on the loop the kernel gave it to.
 final class HTTPRelayListener: @unchecked Sendable {  // immutable but for the atomics
     let sockets: [(loop: SpliceLoop, source: Acceptor)]
     let address: SpliceAddress?
@@ -26,11 +26,14 @@ final class HTTPRelayListener: @unchecked Sendable {  // immutable but for the a
     final class Acceptor: SpliceSource, AcceptingSource, @unchecked Sendable {  // immutable but for the atomic
         let fd: Int32
         let frontend: HTTPFrontend
+        /// Where an HTTPS listener's certificates come from; nil for plain HTTP.
+        let certificates: CertificateStore?
         let closing = Atomic<Bool>(false)
 
-        init(fd: Int32, frontend: HTTPFrontend) {
+        init(fd: Int32, frontend: HTTPFrontend, certificates: CertificateStore?) {
             self.fd = fd
             self.frontend = frontend
+            self.certificates = certificates
         }
 
         var isClosing: Bool { closing.load(ordering: .relaxed) }
@@ -38,10 +41,14 @@ final class HTTPRelayListener: @unchecked Sendable {  // immutable but for the a
         var acceptTag: UInt64 { HTTPRelayListener.tag }
 
         override func handle(_ events: UInt32, tag: UInt64, loop: SpliceLoop) {
+            let served = certificates?.relayServed
+            if certificates != nil && served == nil { return }  // never: bound with them
             acceptClients(
-                on: loop, limit: HTTPRelayListener.acceptsPerWakeup, logger: frontend.driver.logger, address: "-http"
+                on: loop, limit: HTTPRelayListener.acceptsPerWakeup, logger: frontend.driver.logger,
+                address: certificates == nil ? "-http" : "-https"
             ) { client, peer in
-                HTTPRelayConnection.start(client: client, peer: peer, loop: loop, frontend: frontend)
+                HTTPRelayConnection.start(
+                    client: client, peer: peer, certificates: served, loop: loop, frontend: frontend)
             }
         }
     }
@@ -52,13 +59,16 @@ final class HTTPRelayListener: @unchecked Sendable {  // immutable but for the a
         socketsOpen = Atomic(sockets.count)
     }
 
-    /// Binds `address` with a socket for each of `relay`'s loops.
-    static func bind(_ address: String, frontend: HTTPFrontend, relay: SpliceRelay) throws -> HTTPRelayListener {
+    /// Binds `address` with a socket for each of `relay`'s loops; with
+    /// `certificates`, clients speak TLS.
+    static func bind(
+        _ address: String, frontend: HTTPFrontend, relay: SpliceRelay, certificates: CertificateStore? = nil
+    ) throws -> HTTPRelayListener {
         let local = try SpliceAddress.listening(on: address, network: .tcp)
         let fds = try ListeningGroup.bind(local, sockets: relay.loops.count, backlog: backlog)
         var sockets: [(loop: SpliceLoop, source: Acceptor)] = []
         for (loop, fd) in zip(relay.loops, fds) {
-            let acceptor = Acceptor(fd: fd, frontend: frontend)
+            let acceptor = Acceptor(fd: fd, frontend: frontend, certificates: certificates)
             guard loop.register(fd, events: events, source: acceptor, tag: tag) else {
                 let failure = errno
                 for (other, registered) in sockets { _ = cshuttle_epoll_remove(other.epoll, registered.fd) }

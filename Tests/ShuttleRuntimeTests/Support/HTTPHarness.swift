@@ -64,7 +64,7 @@ final class HTTPHarness: Sendable {
             let certificates = CertificateStore(directory: directory.path, logger: testLogger())
             try certificates.reload()
             store = certificates
-            https = try await frontend.bindHTTPS("127.0.0.1:0", certificates: certificates).get()
+            https = try await frontend.bindHTTPS("127.0.0.1:0", certificates: certificates, relay: relay).get()
         }
         return HTTPHarness(
             proxy: proxy, frontend: frontend, accessLog: accessLog, lines: lines, http: http, https: https,
