@@ -15,6 +15,7 @@
 typedef struct ssl_st SSL;
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_method_st SSL_METHOD;
+typedef struct bio_st BIO;
 
 enum {
     SSL_ERROR_SSL = 1,
@@ -23,6 +24,7 @@ enum {
     SSL_ERROR_SYSCALL = 5,
     SSL_ERROR_ZERO_RETURN = 6,
     SSL_CTRL_MODE = 33,
+    SSL_CTRL_SET_READ_AHEAD = 41,
     SSL_CTRL_SET_SESS_CACHE_MODE = 44,
     SSL_SESS_CACHE_OFF = 0,
     SSL_CTRL_SET_TLSEXT_SERVERNAME_CB = 53,
@@ -36,6 +38,8 @@ enum {
     SSL_TLSEXT_ERR_OK = 0,
     SSL_TLSEXT_ERR_NOACK = 3,
     OPENSSL_NPN_NEGOTIATED = 1,
+    BIO_CB_READ = 0x02,
+    BIO_CB_RETURN = 0x80,
 };
 static const long SSL_MODE_ENABLE_PARTIAL_WRITE = 0x1;
 static const long SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER = 0x2;
@@ -46,6 +50,7 @@ static const uint64_t SSL_OP_CIPHER_SERVER_PREFERENCE = (uint64_t)1 << 22;
 static const uint64_t SSL_OP_NO_RENEGOTIATION = (uint64_t)1 << 30;
 
 typedef int (*servername_callback)(SSL *, int *, void *);
+typedef long (*bio_callback)(BIO *, int, const char *, size_t, int, long, int, size_t *);
 typedef int (*alpn_callback)(
     SSL *, const unsigned char **, unsigned char *, const unsigned char *, unsigned int, void *);
 
@@ -77,6 +82,11 @@ static struct {
     int (*SSL_write_ex)(SSL *, const void *, size_t, size_t *);
     int (*SSL_get_error)(const SSL *, int);
     int (*SSL_shutdown)(SSL *);
+    int (*SSL_has_pending)(const SSL *);
+    BIO *(*SSL_get_rbio)(const SSL *);
+    void (*BIO_set_callback_ex)(BIO *, bio_callback);
+    void (*BIO_set_callback_arg)(BIO *, char *);
+    char *(*BIO_get_callback_arg)(const BIO *);
     unsigned long (*ERR_get_error)(void);
     void (*ERR_error_string_n)(unsigned long, char *, size_t);
     void (*ERR_clear_error)(void);
@@ -127,6 +137,11 @@ static void load(void) {
     FIND(SSL_write_ex);
     FIND(SSL_get_error);
     FIND(SSL_shutdown);
+    FIND(SSL_has_pending);
+    FIND(SSL_get_rbio);
+    FIND(BIO_set_callback_ex);
+    FIND(BIO_set_callback_arg);
+    FIND(BIO_get_callback_arg);
     FIND(ERR_get_error);
     FIND(ERR_error_string_n);
     FIND(ERR_clear_error);
@@ -195,6 +210,9 @@ void *cshuttle_tls_context_new(const char *chain_file, const char *key_file, cha
     ssl.SSL_CTX_ctrl(
         context, SSL_CTRL_MODE,
         SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS, NULL);
+    // One read(2) takes all the socket has (up to a record's room), not a
+    // record's header and then its body.
+    ssl.SSL_CTX_ctrl(context, SSL_CTRL_SET_READ_AHEAD, 1, NULL);
     // Resumption by tickets only: a session cache would hold up to 20,480
     // sessions per certificate, however many clients come and go.
     ssl.SSL_CTX_ctrl(context, SSL_CTRL_SET_SESS_CACHE_MODE, SSL_SESS_CACHE_OFF, NULL);
@@ -222,11 +240,26 @@ void cshuttle_tls_context_free(void *context) {
     if (context != NULL) ssl.SSL_CTX_free(context);
 }
 
-/// A session, and whether it failed (a failed session is not shut down).
+/// A session; whether it failed (a failed session is not shut down); and
+/// whether its socket's last read took less than it asked for.
 typedef struct {
     SSL *ssl;
     int failed;
+    int short_read;
 } session_t;
+
+/// Sees each read of the session's socket end.
+static long on_socket_read(
+    BIO *bio, int operation, const char *unused, size_t asked, int argi, long argl, int result, size_t *taken) {
+    (void)unused;
+    (void)argi;
+    (void)argl;
+    if (operation == (BIO_CB_READ | BIO_CB_RETURN)) {
+        session_t *session = (session_t *)ssl.BIO_get_callback_arg(bio);
+        session->short_read = result <= 0 || taken == NULL || *taken < asked;
+    }
+    return result;
+}
 
 void *cshuttle_tls_session_new(void *context, int fd, void *arg, char *error, size_t size) {
     ssl.ERR_clear_error();
@@ -243,6 +276,9 @@ void *cshuttle_tls_session_new(void *context, int fd, void *arg, char *error, si
         return NULL;
     }
     ssl.SSL_set_ex_data(session->ssl, 0, arg);
+    BIO *socket = ssl.SSL_get_rbio(session->ssl);
+    ssl.BIO_set_callback_ex(socket, on_socket_read);
+    ssl.BIO_set_callback_arg(socket, (char *)session);
     ssl.SSL_set_accept_state(session->ssl);
     return session;
 }
@@ -307,6 +343,11 @@ ssize_t cshuttle_tls_write(void *session, const void *buffer, size_t size, char 
     int result = ssl.SSL_write_ex(s->ssl, buffer, size, &written);
     if (result == 1) return (ssize_t)written;
     return outcome(s, result, error, error_size);
+}
+
+int cshuttle_tls_drained(void *session) {
+    session_t *s = session;
+    return s->short_read && !ssl.SSL_has_pending(s->ssl);
 }
 
 void cshuttle_tls_shutdown(void *session) {

@@ -49,6 +49,10 @@ ssize_t cshuttle_tls_read(void *session, void *buffer, size_t size, char *error,
 /// Bytes taken (> 0), or a CSHUTTLE_TLS_ value. A write that wanted to be
 /// retried is retried with the same bytes first (they may have moved).
 ssize_t cshuttle_tls_write(void *session, const void *buffer, size_t size, char *error, size_t error_size);
+/// Whether the socket had nothing more at the session's last read of it and
+/// nothing read is left to decrypt: edge-triggered epoll says when more
+/// comes, so no read need be spent finding EAGAIN.
+int cshuttle_tls_drained(void *session);
 /// Sends close_notify if it can at once; nothing is waited for.
 void cshuttle_tls_shutdown(void *session);
 

@@ -165,8 +165,7 @@ final class HTTPRelayConnection: RelayConnection, @unchecked Sendable {  // conf
         guard readable, wantsClientBytes else { return false }
         let n = receive(into: inbox, limit: Self.inboxLimit)
         if n > 0 {
-            // A short TLS read says nothing of the socket: read on until EAGAIN.
-            if inbox.drained && !hangup && tls == nil { readable = false }
+            if !hangup && (tls?.drained ?? inbox.drained) { readable = false }
             return true
         }
         if n < 0 && errno == EAGAIN {

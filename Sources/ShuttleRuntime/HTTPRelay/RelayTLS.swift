@@ -122,6 +122,10 @@ final class TLSSession {
         return result(n)
     }
 
+    /// The socket had no more at the last read, and nothing read waits to
+    /// be decrypted.
+    var drained: Bool { cshuttle_tls_drained(handle) != 0 }
+
     /// Encrypts and sends bytes, as write(2) answers.
     func write(_ buffer: UnsafeRawPointer, _ size: Int) -> Int {
         let n = cshuttle_tls_write(handle, buffer, size, &error, error.count)
