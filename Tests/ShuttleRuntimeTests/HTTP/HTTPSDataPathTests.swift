@@ -86,6 +86,28 @@ struct HTTPSDataPathTests {
         await harness.shutdown()
     }
 
+    @Test("requests that come as several TLS records in one segment are all answered")
+    func recordsInOneSegment() async throws {
+        let (harness, directory) = try await start()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let server = try await TestHTTPBackend.start(.named("R"), group: harness.group)
+        try await harness.apply([vhostService("r", hosts: ["r.tls.test"], backends: [backend("r", server)])])
+        let connection = try await harness.connectTLS(serverName: "r.tls.test")
+        for round in 1...3 {
+            // A record per write; one flush sends them together.
+            for _ in 0..<round + 1 {
+                connection.channel.write(ByteBuffer(string: HTTPRequestText.make(host: "r.tls.test")), promise: nil)
+            }
+            connection.channel.flush()
+            for _ in 0..<round + 1 {
+                #expect(try await connection.readResponse().text == "R")
+            }
+        }
+        await connection.close()
+        await server.close()
+        await harness.shutdown()
+    }
+
     @Test("after a 101 over TLS the connection is a two-way byte stream")
     func upgrade() async throws {
         let (harness, directory) = try await start()
