@@ -90,6 +90,7 @@ static struct {
     unsigned long (*ERR_get_error)(void);
     void (*ERR_error_string_n)(unsigned long, char *, size_t);
     void (*ERR_clear_error)(void);
+    const char *(*OpenSSL_version)(int);
 } ssl;
 
 static cshuttle_tls_select select_context;
@@ -97,10 +98,13 @@ static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static char load_error[256];
 
 static void load(void) {
-    void *library = dlopen("libssl.so.3", RTLD_NOW | RTLD_LOCAL);
+    // SHUTTLE_LIBSSL names another libssl 3 (a path, or a name the loader finds).
+    const char *path = getenv("SHUTTLE_LIBSSL");
+    if (path == NULL || path[0] == '\0') path = "libssl.so.3";
+    void *library = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (library == NULL) {
         const char *reason = dlerror();
-        snprintf(load_error, sizeof load_error, "%s", reason ? reason : "libssl.so.3 not found");
+        snprintf(load_error, sizeof load_error, "%s", reason ? reason : path);
         return;
     }
     // dlsym on libssl's handle also searches libcrypto, which it needs.
@@ -108,7 +112,7 @@ static void load(void) {
     do {                                                                            \
         *(void **)&ssl.name = dlsym(library, #name);                                \
         if (ssl.name == NULL) {                                                     \
-            snprintf(load_error, sizeof load_error, "libssl.so.3 has no %s", #name); \
+            snprintf(load_error, sizeof load_error, "%s has no %s", path, #name);   \
             return;                                                                 \
         }                                                                           \
     } while (0)
@@ -145,6 +149,7 @@ static void load(void) {
     FIND(ERR_get_error);
     FIND(ERR_error_string_n);
     FIND(ERR_clear_error);
+    FIND(OpenSSL_version);
 #undef FIND
     load_error[0] = '\0';
 }
@@ -160,6 +165,11 @@ int cshuttle_tls_load(cshuttle_tls_select select, char *error, size_t size) {
         return -1;
     }
     return 0;
+}
+
+const char *cshuttle_tls_version(void) {
+    if (load_error[0] != '\0' || ssl.OpenSSL_version == NULL) return "";
+    return ssl.OpenSSL_version(0);  // OPENSSL_VERSION
 }
 
 /// The thread's first queued OpenSSL error, or `fallback`; the queue is emptied.

@@ -226,7 +226,12 @@ public final class Daemon: Sendable {
             } catch {
                 throw StartError.cannotListenHTTP(flag: "-https", address: https, reason: Driver.describe(error))
             }
-            logger.info("HTTPS virtual hosts listening", metadata: ["address": "\(listeners.last!.localAddress.map(Driver.describe) ?? https)"])
+            let listener = listeners.last!
+            logger.info(
+                "HTTPS virtual hosts listening",
+                metadata: [
+                    "address": "\(listener.localAddress.map(Driver.describe) ?? https)", "tls": "\(listener.tlsLibrary)",
+                ])
         }
         virtualHostListeners.withLockedValue { $0 = listeners }
         driver.phase.withLockedValue { $0 = .serving }

@@ -26,6 +26,12 @@ final class DaemonProcess: Sendable {
         DaemonProcess(process: try ChildProcess("prlimit", ["--nofile=\(limit):\(limit)", "--", binary.path] + arguments))
     }
 
+    /// The binary run with these variables added to its environment (env(1)).
+    static func withEnvironment(_ variables: [String: String], _ arguments: [String]) throws -> DaemonProcess {
+        let assignments = variables.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        return DaemonProcess(process: try ChildProcess("env", assignments + [binary.path] + arguments))
+    }
+
     /// The user and group that an unprivileged daemon runs as: nobody.
     static let unprivilegedID = 65534
 

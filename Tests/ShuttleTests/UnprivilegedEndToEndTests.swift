@@ -46,6 +46,9 @@ struct UnprivilegedEndToEndTests {
         let adminPort = try await daemon.adminPort()
         let httpPort = try await daemon.listeningPort("HTTP virtual hosts listening")
         let httpsPort = try await daemon.listeningPort("HTTPS virtual hosts listening")
+        // TLS on the relay is the system's OpenSSL (which .ci/run installs).
+        let tls = httpRelay == "epoll" ? "tls=OpenSSL 3" : "tls=swift-nio-ssl"
+        #expect(daemon.stderr.contains(tls), "\(daemon.stderr)")
         let tcpPort = try await daemon.listeningPort("service=web")
         let udpPort = try await daemon.listeningPort("service=dns")
         #expect(daemon.userID.map { $0 != 0 } == true, "the daemon runs as uid \(daemon.userID.map(String.init) ?? "?")")

@@ -29,8 +29,13 @@ enum {
 typedef void *(*cshuttle_tls_select)(const char *server_name, void *arg);
 
 /// Loads libssl once (later calls give the first answer): 0, or -1 with the
-/// reason in `error`. `select` is called during handshakes.
+/// reason in `error`. `select` is called during handshakes. The library is
+/// libssl.so.3, or what the environment's SHUTTLE_LIBSSL names.
 int cshuttle_tls_load(cshuttle_tls_select select, char *error, size_t size);
+
+/// The loaded library's version text (OpenSSL_version), or "" before a
+/// successful load.
+const char *cshuttle_tls_version(void);
 
 /// A server context for one certificate chain and key (PEM files): NULL on
 /// failure, with the reason in `error`.

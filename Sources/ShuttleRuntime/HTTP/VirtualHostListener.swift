@@ -36,6 +36,15 @@ public struct VirtualHostListener: Sendable {
         return channels.first?.localAddress
     }
 
+    /// What serves TLS on an HTTPS listener: the system's OpenSSL on the
+    /// relay, swift-nio-ssl on NIO.
+    public var tlsLibrary: String {
+        #if os(Linux)
+        if relay != nil { return SystemTLS.version }
+        #endif
+        return "swift-nio-ssl (BoringSSL)"
+    }
+
     /// Stops accepting on every loop.
     public func close() -> EventLoopFuture<Void> {
         #if os(Linux)

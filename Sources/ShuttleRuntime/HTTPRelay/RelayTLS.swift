@@ -15,6 +15,9 @@ enum SystemTLS {
         return nil
     }()
 
+    /// The library's own name and version ("OpenSSL 3.0.19 ...").
+    static var version: String { String(cString: cshuttle_tls_version()) }
+
     /// The text of a NUL-terminated buffer the C side wrote.
     static func text(of buffer: [CChar]) -> String {
         String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
