@@ -19,7 +19,7 @@ extension HTTPRelayConnection {
 
     /// Takes the handshake as far as the socket lets it: whether it is done.
     /// A client that fails it, or leaves, is closed without a word, as the
-    /// NIO path does.
+    /// NIO path does (the reason is logged at debug level).
     func shakeHands(_ tls: TLSSession) -> Bool {
         switch tls.shakeHands() {
         case .done:
@@ -32,6 +32,7 @@ extension HTTPRelayConnection {
             writable = false
             return false
         case .failed:
+            driver.logger.debug("TLS handshake failed", metadata: ["client": "\(clientIP)", "reason": "\(tls.failure)"])
             finish()
             return false
         }

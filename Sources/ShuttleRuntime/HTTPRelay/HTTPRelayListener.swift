@@ -41,12 +41,17 @@ final class HTTPRelayListener: @unchecked Sendable {  // immutable but for the a
         var acceptTag: UInt64 { HTTPRelayListener.tag }
 
         override func handle(_ events: UInt32, tag: UInt64, loop: SpliceLoop) {
+            // An HTTPS listener is bound once its certificates are loaded, and
+            // they are never unloaded; without them a client gets no plain HTTP.
             let served = certificates?.relayServed
-            if certificates != nil && served == nil { return }  // never: bound with them
             acceptClients(
                 on: loop, limit: HTTPRelayListener.acceptsPerWakeup, logger: frontend.driver.logger,
                 address: certificates == nil ? "-http" : "-https"
             ) { client, peer in
+                guard certificates == nil || served != nil else {
+                    Glibc.close(client)
+                    return
+                }
                 HTTPRelayConnection.start(
                     client: client, peer: peer, certificates: served, loop: loop, frontend: frontend)
             }

@@ -78,7 +78,7 @@ final class TLSSession {
     /// for it to be readable): OpenSSL may need either for either.
     private(set) var readWaitsForWritable = false
     private(set) var writeWaitsForReadable = false
-    /// Why the session failed, when it did.
+    /// Why the handshake failed, when it did.
     private(set) var failure = ""
     private var error = [CChar](repeating: 0, count: 160)
 
@@ -143,7 +143,6 @@ final class TLSSession {
             errno = EAGAIN
             return -1
         default:
-            failure = SystemTLS.text(of: error)
             errno = ECONNRESET
             return -1
         }
