@@ -6,8 +6,8 @@ import ShuttleModel
 
 /// One client of a virtual-host listener on a relay loop (`-http-relay
 /// epoll`), over TLS for `-https` (`TLSSession`): the NIO path's
-/// `HTTPProxyHandler` without channels. Heads are read in place (`HTTPHeadScanner`) and written for the
-/// other side from their bytes (`HTTPHeadWriter`); bodies go through as
+/// `HTTPProxyHandler` without channels. Heads are read in place
+/// (`HTTPHeadScanner`) and written for the other side from their bytes (`HTTPHeadWriter`); bodies go through as
 /// they came, counted or chunk-scanned to find their end. Requests are
 /// handled one at a time: pipelined ones wait in `inbox`. The client is
 /// read while its bytes can go somewhere, the backend while the client
