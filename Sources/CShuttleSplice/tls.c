@@ -174,13 +174,16 @@ const char *cshuttle_tls_version(void) {
     return ssl.OpenSSL_version(0);  // OPENSSL_VERSION
 }
 
-/// The thread's first queued OpenSSL error, or `fallback`; the queue is emptied.
+/// The thread's first queued OpenSSL error, or `fallback`, into `error`
+/// (none: dropped); the queue is emptied.
 static void describe(const char *fallback, char *error, size_t size) {
     unsigned long code = ssl.ERR_get_error();
-    if (code != 0) {
-        ssl.ERR_error_string_n(code, error, size);
-    } else {
-        snprintf(error, size, "%s", fallback);
+    if (error != NULL) {
+        if (code != 0) {
+            ssl.ERR_error_string_n(code, error, size);
+        } else {
+            snprintf(error, size, "%s", fallback);
+        }
     }
     ssl.ERR_clear_error();
 }
@@ -302,7 +305,8 @@ void cshuttle_tls_session_free(void *session) {
     free(s);
 }
 
-/// What an operation that did not succeed came to.
+/// What an operation that did not succeed came to; why, into `error`
+/// unless it is NULL.
 static int outcome(session_t *session, int result, char *error, size_t size) {
     int saved = errno;
     switch (ssl.SSL_get_error(session->ssl, result)) {
@@ -319,7 +323,7 @@ static int outcome(session_t *session, int result, char *error, size_t size) {
             return CSHUTTLE_TLS_CLOSED;
         }
         ssl.ERR_clear_error();
-        snprintf(error, size, "%s", strerror(saved));
+        if (error != NULL) snprintf(error, size, "%s", strerror(saved));
         return CSHUTTLE_TLS_FAILED;
     default:
         session->failed = 1;
@@ -344,24 +348,24 @@ int cshuttle_tls_handshake(void *session, char *error, size_t size) {
     return outcome(s, result, error, size);
 }
 
-ssize_t cshuttle_tls_read(void *session, void *buffer, size_t size, char *error, size_t error_size) {
+ssize_t cshuttle_tls_read(void *session, void *buffer, size_t size) {
     session_t *s = session;
     start_clean();
     errno = 0;
     size_t taken = 0;
     int result = ssl.SSL_read_ex(s->ssl, buffer, size, &taken);
     if (result == 1) return (ssize_t)taken;
-    return outcome(s, result, error, error_size);
+    return outcome(s, result, NULL, 0);
 }
 
-ssize_t cshuttle_tls_write(void *session, const void *buffer, size_t size, char *error, size_t error_size) {
+ssize_t cshuttle_tls_write(void *session, const void *buffer, size_t size) {
     session_t *s = session;
     start_clean();
     errno = 0;
     size_t written = 0;
     int result = ssl.SSL_write_ex(s->ssl, buffer, size, &written);
     if (result == 1) return (ssize_t)written;
-    return outcome(s, result, error, error_size);
+    return outcome(s, result, NULL, 0);
 }
 
 int cshuttle_tls_drained(void *session) {

@@ -49,11 +49,12 @@ void cshuttle_tls_session_free(void *session);
 
 /// One step of the handshake: 1 when done, else a CSHUTTLE_TLS_ value.
 int cshuttle_tls_handshake(void *session, char *error, size_t size);
-/// Decrypted bytes (> 0), or a CSHUTTLE_TLS_ value.
-ssize_t cshuttle_tls_read(void *session, void *buffer, size_t size, char *error, size_t error_size);
+/// Decrypted bytes (> 0), or a CSHUTTLE_TLS_ value (a failure's reason is
+/// dropped: the connection ends either way).
+ssize_t cshuttle_tls_read(void *session, void *buffer, size_t size);
 /// Bytes taken (> 0), or a CSHUTTLE_TLS_ value. A write that wanted to be
 /// retried is retried with the same bytes first (they may have moved).
-ssize_t cshuttle_tls_write(void *session, const void *buffer, size_t size, char *error, size_t error_size);
+ssize_t cshuttle_tls_write(void *session, const void *buffer, size_t size);
 /// Whether the socket had nothing more at the session's last read of it and
 /// nothing read is left to decrypt: edge-triggered epoll says when more
 /// comes, so no read need be spent finding EAGAIN.

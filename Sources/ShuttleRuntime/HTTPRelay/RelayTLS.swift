@@ -120,7 +120,7 @@ final class TLSSession {
 
     /// Decrypted bytes into `buffer`, as read(2) answers.
     func read(_ buffer: UnsafeMutableRawPointer, _ size: Int) -> Int {
-        let n = cshuttle_tls_read(handle, buffer, size, &error, error.count)
+        let n = cshuttle_tls_read(handle, buffer, size)
         readWaitsForWritable = n == CSHUTTLE_TLS_WANT_WRITE
         return result(n)
     }
@@ -131,7 +131,7 @@ final class TLSSession {
 
     /// Encrypts and sends bytes, as write(2) answers.
     func write(_ buffer: UnsafeRawPointer, _ size: Int) -> Int {
-        let n = cshuttle_tls_write(handle, buffer, size, &error, error.count)
+        let n = cshuttle_tls_write(handle, buffer, size)
         writeWaitsForReadable = n == CSHUTTLE_TLS_WANT_READ
         return result(n)
     }
