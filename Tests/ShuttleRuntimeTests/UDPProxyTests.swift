@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOPosix
 import ShuttleModel
@@ -223,6 +224,46 @@ struct UDPProxyTests {
         }
         #expect(service == "taken")
         await proxy.shutdown()
+    }
+
+    @Test("a service's socket asks for a 4 MiB receive buffer, which the kernel grants up to rmem_max", arguments: UDPRelay.allCases)
+    func receiveBuffer(relay: UDPRelay) async throws {
+        let fixture = try await EchoProxy.start("buffered", relay: relay)
+        let fd = try #require(Self.udpSocket(boundTo: fixture.port), "no socket of this process is bound to the service's port")
+        var granted: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        #expect(getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &granted, &length) == 0)
+        // The kernel doubles what it grants, for its own bookkeeping.
+        if let text = try? String(contentsOfFile: "/proc/sys/net/core/rmem_max", encoding: .utf8),
+            let ceiling = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        {
+            #expect(granted == 2 * min(4 << 20, ceiling))
+        } else {
+            #expect(granted > 212_992)
+        }
+        try await fixture.close([])
+    }
+
+    /// This process's UDP socket bound to 127.0.0.1:`port` (the service's).
+    static func udpSocket(boundTo port: Int) -> Int32? {
+        let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        for name in descriptors {
+            guard let fd = Int32(name) else { continue }
+            var type: Int32 = 0
+            var typeLength = socklen_t(MemoryLayout<Int32>.size)
+            guard getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &typeLength) == 0, type == Int32(SOCK_DGRAM.rawValue) else {
+                continue
+            }
+            var address = sockaddr_in()
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let named = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) == 0 }
+            }
+            if named, address.sin_family == sa_family_t(AF_INET), Int(UInt16(bigEndian: address.sin_port)) == port {
+                return fd
+            }
+        }
+        return nil
     }
 
     @Test("past the flow limit, a new client's flow ends the least recently active one", arguments: UDPRelay.allCases)

@@ -55,6 +55,9 @@ final class DatagramService: SpliceSource, @unchecked Sendable {  // confined to
         let address = try SpliceAddress.listening(on: listener)
         let fd = cshuttle_udp_socket(address.family)
         guard fd >= 0 else { throw SpliceError.system(describeErrno("socket", errno)) }
+        // Best effort: the kernel caps it at net.core.rmem_max and never refuses.
+        var receiveBuffer = FlowLimits.serviceReceiveBuffer
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receiveBuffer, socklen_t(MemoryLayout<Int32>.size))
         // No SO_REUSEADDR: on a UDP socket it lets another socket that sets
         // it bind the same port (even bind(0) may hand out a port in use),
         // and the two share the datagrams. UDP has no TIME_WAIT to wait out.

@@ -23,6 +23,15 @@ enum FlowLimits {
     /// How many flows are compared to find one to end.
     static let sample = 8
 
+    /// The receive buffer asked for on a service's socket, which every
+    /// flow's datagrams share. The default (`net.core.rmem_default`, often
+    /// 208 KiB) holds about ninety 1 KiB datagrams: a burst from a few
+    /// clients while the relay thread waits for a core overflowed it, and
+    /// the kernel dropped datagrams (`UdpRcvbufErrors`). The kernel grants
+    /// up to `net.core.rmem_max` (doubled, for its own bookkeeping), and
+    /// the memory is taken only while datagrams wait.
+    static let serviceReceiveBuffer: Int32 = 4 << 20
+
     /// The flow to end for a new one: the least recently active of the
     /// first `sample` in the table's order, which the hash seed makes
     /// arbitrary (all of them when there are that few). A full table costs

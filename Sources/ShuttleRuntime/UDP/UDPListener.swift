@@ -16,6 +16,7 @@ enum UDPListener {
             .channelOption(.maxMessagesPerRead, value: UInt(UDPServiceHandler.readBatch))
             .channelOption(.datagramVectorReadMessageCount, value: UDPServiceHandler.readBatch)
             .channelOption(.recvAllocator, value: UDPServiceHandler.readAllocator)
+            .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(FlowLimits.serviceReceiveBuffer))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
