@@ -61,13 +61,23 @@ public final class LogOutput: Sendable {
     /// Hands over one line (with its newline) that `fill` appends to the
     /// pending bytes, under the lock: the line needs no buffer of its own.
     public func append(_ fill: (inout [UInt8]) -> Void) {
+        append(lines: 1, fill)
+    }
+
+    /// Hands over `lines` whole lines gathered elsewhere, in one taking of
+    /// the lock; past the backlog, all of them are dropped.
+    func append(_ bytes: [UInt8], lines: Int) {
+        append(lines: lines) { $0.append(contentsOf: bytes) }
+    }
+
+    private func append(lines: Int, _ fill: (inout [UInt8]) -> Void) {
         let startDrain = state.withLockedValue { s -> Bool in
             guard s.lines < Self.maximumBacklog, s.text.count < Self.maximumBacklogBytes else {
-                s.dropped += 1
+                s.dropped += lines
                 return false
             }
             fill(&s.text)
-            s.lines += 1
+            s.lines += lines
             guard !s.draining else { return false }
             s.draining = true
             return true

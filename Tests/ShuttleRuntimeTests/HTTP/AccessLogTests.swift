@@ -28,4 +28,39 @@ struct AccessLogTests {
         await server.close()
         await harness.shutdown()
     }
+
+    @Test("many requests on concurrent keep-alive connections: one whole line each, and each timed once")
+    func linesUnderLoad() async throws {
+        let harness = try await HTTPHarness.start()
+        let server = try await TestHTTPBackend.start(.named("a"), group: harness.group)
+        try await harness.apply([vhostService("busy", hosts: ["busy.test"], backends: [backend("a", server)])])
+        let (connections, perConnection) = (8, 25)
+        let ids = try await withThrowingTaskGroup(of: [String].self) { group in
+            for c in 0..<connections {
+                group.addTask {
+                    let connection = try await harness.connect()
+                    var ids: [String] = []
+                    for r in 0..<perConnection {
+                        let response = try await connection.request("GET", "/c\(c)/r\(r)", host: "busy.test")
+                        ids.append(try #require(response.header("x-request-id")))
+                    }
+                    await connection.close()
+                    return ids
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        let total = connections * perConnection
+        #expect(Set(ids).count == total)
+        #expect(await eventually { harness.logLines().count == total })
+        let lines = harness.logLines()
+        let pattern = #"^id=[^ ]+ method=GET client-ip=127\.0\.0\.1 url=/c[0-9]+/r[0-9]+ backend=127\.0\.0\.1:[0-9]+ status=200 duration=[0-9]+\.[0-9]{6} agent= err=\n$"#
+        #expect(lines.allSatisfy { $0.range(of: pattern, options: .regularExpression) != nil })
+        let logged = Set(lines.compactMap { $0.split(separator: " ").first?.dropFirst(3) }.map(String.init))
+        #expect(logged == Set(ids))
+        let count = #"shuttle_http_request_duration_seconds_count{service="busy"} \#(total)"#
+        #expect(await eventually { harness.driver.metrics.registry.emitToString().contains(count) })
+        await server.close()
+        await harness.shutdown()
+    }
 }
