@@ -1,23 +1,38 @@
 #if os(Linux)
 import Glibc
 
-/// A relay loop's spare 16 KiB blocks: a queue that empties gives its block
-/// back, and the next one to fill takes it, so that a keep-alive request
-/// allocates no memory for its bytes and an idle connection holds none.
+/// A relay loop's spare blocks, of 16 KiB and of 64 KiB: a queue that
+/// empties gives its block back, and the next one to fill takes it, so that
+/// a keep-alive request allocates no memory for its bytes and an idle
+/// connection holds none.
 final class BlockPool {
     static let blockSize = 16 * 1024
-    /// Spare blocks kept beyond this many are freed.
+    /// For a socket that filled the last block it was read into.
+    static let largeBlockSize = 64 * 1024
+    /// Spare blocks kept beyond this many are freed: 1 MiB of small ones
+    /// and 256 KiB of large ones.
     static let keep = 64
+    static let keepLarge = 4
     @exclusivity(unchecked) private var spare: [UnsafeMutableRawBufferPointer] = []
+    @exclusivity(unchecked) private var spareLarge: [UnsafeMutableRawBufferPointer] = []
 
     func take(atLeast size: Int) -> UnsafeMutableRawBufferPointer {
-        if size <= Self.blockSize, let block = spare.popLast() { return block }
-        return .allocate(byteCount: max(size, Self.blockSize), alignment: 16)
+        if size <= Self.blockSize {
+            if let block = spare.popLast() { return block }
+            return .allocate(byteCount: Self.blockSize, alignment: 16)
+        }
+        if size <= Self.largeBlockSize {
+            if let block = spareLarge.popLast() { return block }
+            return .allocate(byteCount: Self.largeBlockSize, alignment: 16)
+        }
+        return .allocate(byteCount: size, alignment: 16)
     }
 
     func give(_ block: UnsafeMutableRawBufferPointer) {
         if block.count == Self.blockSize && spare.count < Self.keep {
             spare.append(block)
+        } else if block.count == Self.largeBlockSize && spareLarge.count < Self.keepLarge {
+            spareLarge.append(block)
         } else {
             block.deallocate()
         }
@@ -25,7 +40,9 @@ final class BlockPool {
 
     func freeAll() {
         for block in spare { block.deallocate() }
+        for block in spareLarge { block.deallocate() }
         spare = []
+        spareLarge = []
     }
 }
 
@@ -112,6 +129,11 @@ final class ByteQueue {
     /// (edge-triggered epoll says when more comes, so no read is spent
     /// finding EAGAIN, as nginx does).
     private(set) var drained = false
+    /// The last read filled all the room it had: the socket may hold a
+    /// lot more (a large body), so the next read gets a large block. A
+    /// 64 KiB answer took five reads from the backend and five writes to
+    /// the client in 16 KiB blocks, and now takes two of each.
+    @exclusivity(unchecked) private var filled = false
 
     /// Reads what `fd` has, up to `limit` bytes waiting in all (the caller
     /// reads only below it): read(2)'s result (errno set when -1).
@@ -128,11 +150,13 @@ final class ByteQueue {
             errno = EAGAIN
             return -1
         }
-        // At least 4 KiB free (or what the limit leaves), more if the block has it.
-        reserve(min(room, 4096))
+        // At least 4 KiB free (or what the limit leaves), more if the block
+        // has it; a large block's worth after a read that filled its room.
+        reserve(min(room, filled ? BlockPool.largeBlockSize : 4096))
         let free = min(block!.count - end, room)
         let n = receive(block!.baseAddress! + end, free)
         drained = n >= 0 && n < free
+        filled = n == free
         if n > 0 {
             end += n
         } else if isEmpty {
