@@ -36,22 +36,6 @@ public final class AccessLog: Sendable {
         }
     }
 
-    /// Appends `entry`'s line, in this log's format, to lines gathered
-    /// for `hand(_:lines:)`.
-    func appendLine(_ entry: Entry, to bytes: inout [UInt8]) {
-        if format == .json {
-            bytes.append(contentsOf: Self.json(entry).utf8)
-            bytes.append(0x0A)
-        } else {
-            Self.appendLine(entry, to: &bytes)
-        }
-    }
-
-    /// Hands over `lines` lines gathered with `appendLine` in one go.
-    func hand(_ bytes: [UInt8], lines: Int) {
-        output.append(bytes, lines: lines)
-    }
-
     /// Waits until every line handed over so far is written.
     public func flush() { output.flush() }
 

@@ -121,7 +121,7 @@ extension HTTPRelayConnection {
         case .malformed(let what): reason = "malformed request: \(what.rawValue)"
         case .unsupportedVersion: reason = "unsupported HTTP version"
         }
-        log(
+        frontend.accessLog.log(
             AccessLog.Entry(
                 id: "", method: "", clientIP: clientIP, url: "", backend: "", status: status, duration: 0, agent: "",
                 error: reason))
@@ -196,23 +196,20 @@ extension HTTPRelayConnection {
         exchange.bytesSent = 0
         exchange.bytesReceived = 0
         if let service = exchange.target?.service {
-            state.recordRequest(
-                service: service, nanoseconds: Int64(cshuttle_now() - exchange.started), metrics: driver.metrics)
+            let nanoseconds = Int64(cshuttle_now() - exchange.started)
+            let metrics = driver.metrics
+            state.requestTimers.value(for: service) { metrics.requestTimer(service: service) }
+                .recordNanoseconds(nanoseconds)
         }
         log(exchange, status: exchange.status, backend: exchange.target?.address ?? "")
     }
 
     func log(_ exchange: HTTPRelayExchange, status: Int, backend: String) {
-        log(
+        frontend.accessLog.log(
             AccessLog.Entry(
                 id: exchange.requestID, method: exchange.method, clientIP: clientIP, url: exchange.url,
                 backend: backend, status: status, duration: Double(cshuttle_now() - exchange.started) / 1e9,
                 agent: exchange.agent, error: exchange.error))
-    }
-
-    /// The access line goes out with the others of this batch of events.
-    func log(_ entry: AccessLog.Entry) {
-        state.logAccess(entry, to: frontend.accessLog)
     }
 }
 #endif

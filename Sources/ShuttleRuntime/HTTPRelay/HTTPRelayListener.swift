@@ -120,64 +120,13 @@ final class HTTPRelayLoopState {
     /// Request ids need to be unlikely to repeat, not secret.
     @exclusivity(unchecked) var requestIDs: SeededGenerator
     /// Each service's request timer, looked up once.
-    @exclusivity(unchecked) private var requestTimers = BoundedCache<String, CoreMetrics.Timer>()
+    @exclusivity(unchecked) var requestTimers = BoundedCache<String, CoreMetrics.Timer>()
     /// Where an answer's head is written before it is queued (its room kept).
     @exclusivity(unchecked) var scratch: [UInt8] = []
-    /// Request times and access lines of the current batch of events,
-    /// handed over when it ends (`endBatch`), as the NIO path does at the
-    /// end of its loop's turn. Both loops recorded each request into the
-    /// same histogram and the same log buffer, each behind its lock, with
-    /// the line written under the log's: those two locks took about a
-    /// third of the relay's futex calls (0.060 -> 0.045 per keep-alive
-    /// request).
-    @exclusivity(unchecked) private var requestTimes: [(timer: CoreMetrics.Timer, nanoseconds: Int64)] = []
-    @exclusivity(unchecked) private var accessLines: [PendingAccessLines] = []
-    /// Lines for one access log, gathered during a batch of events.
-    private final class PendingAccessLines {
-        let log: AccessLog
-        @exclusivity(unchecked) var bytes: [UInt8] = []
-        @exclusivity(unchecked) var count = 0
-        init(log: AccessLog) { self.log = log }
-    }
-    /// Line bytes kept between batches: 64 KiB.
-    static let keptLineRoom = 64 * 1024
 
     init() {
         var system = SystemRandomNumberGenerator()
         requestIDs = SeededGenerator(seed: system.next())
-    }
-
-    /// Records a request's time into its service's timer when the batch ends.
-    func recordRequest(service: String, nanoseconds: Int64, metrics: ShuttleMetrics) {
-        let timer = requestTimers.value(for: service) { metrics.requestTimer(service: service) }
-        requestTimes.append((timer, nanoseconds))
-    }
-
-    /// Writes `entry`'s line for `log`, handed over when the batch ends.
-    func logAccess(_ entry: AccessLog.Entry, to log: AccessLog) {
-        let pending: PendingAccessLines
-        if let index = accessLines.firstIndex(where: { $0.log === log }) {
-            pending = accessLines[index]
-        } else {
-            pending = PendingAccessLines(log: log)
-            accessLines.append(pending)
-        }
-        log.appendLine(entry, to: &pending.bytes)
-        pending.count += 1
-    }
-
-    /// The batch of events has ended: hands over what it recorded.
-    func endBatch() {
-        if !requestTimes.isEmpty {
-            for (timer, nanoseconds) in requestTimes { timer.recordNanoseconds(nanoseconds) }
-            requestTimes.removeAll(keepingCapacity: true)
-        }
-        for pending in accessLines where pending.count > 0 {
-            pending.log.hand(pending.bytes, lines: pending.count)
-            // The room is kept for the next batch, unless long URLs made it large.
-            pending.bytes.removeAll(keepingCapacity: pending.bytes.capacity <= Self.keptLineRoom)
-            pending.count = 0
-        }
     }
 
     func tick(_ now: UInt64) {
@@ -185,7 +134,6 @@ final class HTTPRelayLoopState {
     }
 
     func close() {
-        endBatch()
         pool.closeAll()
         blocks.freeAll()
     }

@@ -61,23 +61,13 @@ public final class LogOutput: Sendable {
     /// Hands over one line (with its newline) that `fill` appends to the
     /// pending bytes, under the lock: the line needs no buffer of its own.
     public func append(_ fill: (inout [UInt8]) -> Void) {
-        append(lines: 1, fill)
-    }
-
-    /// Hands over `lines` whole lines gathered elsewhere, in one taking of
-    /// the lock; past the backlog, all of them are dropped.
-    func append(_ bytes: [UInt8], lines: Int) {
-        append(lines: lines) { $0.append(contentsOf: bytes) }
-    }
-
-    private func append(lines: Int, _ fill: (inout [UInt8]) -> Void) {
         let startDrain = state.withLockedValue { s -> Bool in
             guard s.lines < Self.maximumBacklog, s.text.count < Self.maximumBacklogBytes else {
-                s.dropped += lines
+                s.dropped += 1
                 return false
             }
             fill(&s.text)
-            s.lines += lines
+            s.lines += 1
             guard !s.draining else { return false }
             s.draining = true
             return true

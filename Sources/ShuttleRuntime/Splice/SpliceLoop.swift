@@ -383,7 +383,6 @@ final class SpliceLoop: @unchecked Sendable {  // all but `post` runs on the loo
                 httpStateIfMade?.tick(now)
                 if !paused.isEmpty { resumeAccepting() }
             }
-            httpStateIfMade?.endBatch()
             sendReports()
             retired.removeAll(keepingCapacity: true)
         }
