@@ -74,7 +74,7 @@ struct ByteQueueTests {
         pool.give(large)
         #expect(pool.take(atLeast: 1).baseAddress == small.baseAddress)
         #expect(pool.take(atLeast: BlockPool.largeBlockSize).baseAddress == large.baseAddress)
-        // Larger than a large block: made for the purpose, and freed when given back.
+        // Larger than a large block: made to the size asked for (and not kept when given back).
         let huge = pool.take(atLeast: BlockPool.largeBlockSize + 1)
         #expect(huge.count == BlockPool.largeBlockSize + 1)
         pool.give(huge)
