@@ -27,7 +27,9 @@ struct HealthCheckTests {
         try await proxy.apply(Config(services: [service]))
         #expect(await eventually { (proxy.driver.read { $0.stats(service: "hc", backend: "a")?.checkSuccess } ?? 0) >= 1 })
 
+        // Closed, and held (refusing) while the checks keep dialling it.
         try await checkPort.close()
+        try await rebinding { try TestBackend.refuse(port: checkPortNumber) }
         #expect(await eventually { proxy.driver.read { $0.isUp(service: "hc", backend: "a") } == false })
         let fails = proxy.driver.read { $0.stats(service: "hc", backend: "a")?.checkFail } ?? 0
         #expect(fails >= 2)
@@ -36,11 +38,14 @@ struct HealthCheckTests {
             #expect(try await nameThroughProxy(port: port, group: proxy.group) == "b")
         }
 
+        TestBackend.release(refusingPort: checkPortNumber)
         checkPort = try await rebinding { try await TestBackend.start(.echo, group: proxy.group, port: checkPortNumber) }
         #expect(await eventually { proxy.driver.read { $0.isUp(service: "hc", backend: "a") } == true })
         var names: Set<String> = []
         for _ in 0..<4 { names.insert(try await nameThroughProxy(port: port, group: proxy.group)) }
         #expect(names == ["a", "b"])
+        // The service first: its checks dial every port here until it goes.
+        try await proxy.apply(Config(services: []))
         try await checkPort.close()
         try await a.close()
         try await b.close()

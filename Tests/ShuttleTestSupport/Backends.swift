@@ -43,11 +43,20 @@ public enum TestBackend {
     /// and closed again could be taken by another test's listener running
     /// in parallel, and then it answers.)
     public static func refusingPort(group: any EventLoopGroup) async throws -> Int {
+        try refuse(port: 0)
+    }
+
+    /// Makes `port` (0: any free one) refuse connections the same way, until
+    /// `release(refusingPort:)`: a test that closes a backend its proxy
+    /// still dials (a health check every 50 ms) holds the port meanwhile,
+    /// or a listener of another test could take it and count those dials.
+    @discardableResult
+    public static func refuse(port: Int) throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
+        address.sin_port = UInt16(port).bigEndian
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) {
