@@ -115,5 +115,75 @@ struct ByteQueueTests {
             #expect(expected == next)
         }
     }
+    @Test("moving all of a queue's bytes to an empty one hands over its block; anything else is copied")
+    func moveHandsOverTheBlock() {
+        let pool = BlockPool()
+        defer { withExtendedLifetime(pool) {} }  // the queues hold it unowned
+        let from = ByteQueue(pool: pool)
+        let to = ByteQueue(pool: pool)
+        var waiting = 40_000
+        var next: UInt8 = 0
+        _ = Self.read(from, waiting: &waiting, next: &next)
+        from.consume(100)
+        let block = from.bytes.baseAddress
+        from.move(from.count, to: to)
+        // The same memory, now the other queue's: no copy was made.
+        #expect(to.bytes.baseAddress == block)
+        #expect(to.count == BlockPool.blockSize - 100)
+        #expect(to.bytes.first == 100)
+        #expect(from.isEmpty)
+        // Into a queue that holds bytes: copied after them, and the source keeps its block.
+        _ = Self.read(from, waiting: &waiting, next: &next)
+        let second = from.bytes.baseAddress
+        from.move(10, to: to)
+        #expect(to.count == BlockPool.blockSize - 90)
+        #expect(to.bytes.baseAddress == block! - 100)  // its bytes moved to the front of the same block
+        #expect(Array(to.bytes.suffix(10)) == (0..<10).map { UInt8(truncatingIfNeeded: BlockPool.blockSize + $0) })
+        #expect(from.bytes.baseAddress == second! + 10)
+        // Part of a queue into an empty one: copied too.
+        to.consume(to.count)
+        from.move(5, to: to)
+        #expect(to.bytes.baseAddress != from.bytes.baseAddress! - 5)
+        #expect(Array(to.bytes) == (10..<15).map { UInt8(truncatingIfNeeded: BlockPool.blockSize + $0) })
+    }
+
+    @Test("bytes moved between two queues in any pattern come out whole and in order")
+    func movedBytesInOrder() async {
+        let sizes = Gen.int(in: 1...90_000).array(of: 1...12)
+        let moves = Gen.int(in: 0...70_000).array(of: 12)
+        let takes = Gen.int(in: 0...70_000).array(of: 12)
+        await propertyCheck(count: 60, input: sizes, moves, takes) { sizes, moves, takes in
+            let pool = BlockPool()
+            defer { withExtendedLifetime(pool) {} }  // the queues hold it unowned
+            let from = ByteQueue(pool: pool)
+            let to = ByteQueue(pool: pool)
+            var next: UInt8 = 0
+            var expected: UInt8 = 0
+            var inOrder = true
+            func check(_ bytes: some Sequence<UInt8>) {
+                for byte in bytes {
+                    inOrder = inOrder && byte == expected
+                    expected &+= 1
+                }
+            }
+            for (index, size) in sizes.enumerated() {
+                var waiting = size
+                while waiting > 0 {
+                    guard from.count < 256 * 1024 else { break }
+                    _ = Self.read(from, waiting: &waiting, next: &next)
+                }
+                // Some (often all) of it moves on; some of what arrived is written out.
+                let move = moves[index] % 3 == 0 ? from.count : min(moves[index], from.count)
+                from.move(move, to: to)
+                let take = min(takes[index], to.count)
+                check(to.bytes.prefix(take))
+                to.consume(take)
+            }
+            check(to.bytes)
+            check(from.bytes)
+            #expect(inOrder)
+            #expect(expected == next)
+        }
+    }
 }
 #endif

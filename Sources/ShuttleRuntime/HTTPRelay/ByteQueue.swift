@@ -110,6 +110,28 @@ final class ByteQueue {
         append(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
 
+    /// Moves the first `n` waiting bytes to the end of `other` (from the
+    /// same pool). When they are all of them and `other` is empty, the
+    /// block itself changes hands and nothing is copied: a body read from
+    /// one socket goes to the other's queue as it came. Copying it was a
+    /// tenth of the relay's CPU on 64 KiB answers.
+    func move(_ n: Int, to other: ByteQueue) {
+        assert(pool === other.pool && n <= count)
+        guard n > 0 else { return }
+        if n == count && other.isEmpty {
+            if let stale = other.block { pool.give(stale) }
+            other.block = block
+            other.start = start
+            other.end = end
+            block = nil
+            start = 0
+            end = 0
+            return
+        }
+        other.append(UnsafeRawBufferPointer(rebasing: block![start..<(start + n)]))
+        consume(n)
+    }
+
     /// Drops the first `n` waiting bytes.
     func consume(_ n: Int) {
         start += n

@@ -227,14 +227,16 @@ extension HTTPRelayConnection {
         let available = backend.inbox.bytes
         var ended = false
         var moved = 0
+        // Bytes passed on as they came: moved to the client's queue, not copied.
+        var passed = 0
         switch exchange.body {
         case .none:
             ended = true
         case .length:
             let take = Int(min(exchange.responseRemaining, UInt64(available.count)))
-            outbox.append(UnsafeRawBufferPointer(rebasing: available[0..<take]))
             exchange.responseRemaining -= UInt64(take)
             moved = take
+            passed = take
             ended = exchange.responseRemaining == 0
         case .chunked, .dechunked:
             // Passed on as it came, or (to an HTTP/1.0 client) its data alone.
@@ -251,7 +253,7 @@ extension HTTPRelayConnection {
                 backendBrokeOff(exchange, reason: "malformed chunked answer")
                 return true
             }
-            if !dechunk { outbox.append(UnsafeRawBufferPointer(rebasing: available[0..<moved])) }
+            if !dechunk { passed = moved }
         case .chunkEncoded:
             moved = available.count
             if moved > 0 {
@@ -266,11 +268,15 @@ extension HTTPRelayConnection {
             }
         case .untilClose:
             moved = available.count
-            outbox.append(available)
+            passed = moved
             ended = backend.ended
         }
         exchange.bytesReceived += moved
-        backend.inbox.consume(moved)
+        if passed > 0 {
+            backend.inbox.move(passed, to: outbox)
+        } else {
+            backend.inbox.consume(moved)
+        }
         if ended {
             endResponse(exchange)
             return true
@@ -325,10 +331,8 @@ extension HTTPRelayConnection {
         self.exchange = nil
         tunnel = backend
         // What either side sent after the heads goes on.
-        outbox.append(backend.inbox.bytes)
-        backend.inbox.clear()
-        backend.outbox.append(inbox.bytes)
-        inbox.clear()
+        backend.inbox.move(backend.inbox.count, to: outbox)
+        inbox.move(inbox.count, to: backend.outbox)
     }
 
     /// Moves bytes both ways; the first end (or error) closes both.

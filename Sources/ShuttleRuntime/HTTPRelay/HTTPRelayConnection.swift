@@ -232,14 +232,13 @@ final class HTTPRelayConnection: RelayConnection, @unchecked Sendable {  // conf
             ended = true
         }
         if exchange.isForwarding, let backend = exchange.backend {
-            let part = UnsafeRawBufferPointer(rebasing: available[0..<take])
-            backend.outbox.append(part)
+            keepForReplay(UnsafeRawBufferPointer(rebasing: available[0..<take]), in: exchange)
             exchange.bytesSent += take
-            keepForReplay(part, in: exchange)
+            inbox.move(take, to: backend.outbox)
         } else {
             exchange.discarded += take
+            inbox.consume(take)
         }
-        inbox.consume(take)
         if ended {
             exchange.requestEnded = true
             if exchange.isForwarding {
