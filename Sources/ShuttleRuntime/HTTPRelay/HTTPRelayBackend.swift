@@ -95,11 +95,20 @@ final class HTTPRelayBackend: SpliceSource, @unchecked Sendable {  // confined t
             return
         }
         guard let owner else {
-            // Idle: the backend closed it, or spoke out of turn.
-            loop.httpState.pool.drop(self)
+            // Idle: the backend closed it, or spoke out of turn. An edge for
+            // bytes already taken, or for room to write, says neither.
+            if hangup || error || (events & UInt32(CSHUTTLE_EPOLLIN) != 0 && !isQuiet) {
+                loop.httpState.pool.drop(self)
+            }
             return
         }
         owner.pump()
+    }
+
+    /// Nothing to read and no end: a look (MSG_PEEK) finds EAGAIN.
+    private var isQuiet: Bool {
+        var byte: UInt8 = 0
+        return recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) < 0 && errno == EAGAIN
     }
 
     /// Whether the connect is past its deadline at `now`.
