@@ -45,7 +45,14 @@ public final class TestHTTPBackend: Sendable {
         case webSocketEcho
         /// Accepts and never reads.
         case stall
+        /// Answers `GET /bytes/N` with N bytes of `patternByte(at:)`
+        /// (`Content-Length`), written in pieces of 10,000.
+        case patterned
     }
+
+    /// The byte at `offset` of a `patterned` answer: it repeats every 251
+    /// bytes, so a piece lost, doubled or moved shows.
+    public static func patternByte(at offset: Int) -> UInt8 { UInt8(offset % 251) }
 
     public let channel: any Channel
     /// The port it listens on (kept: a closed channel has no address).
@@ -211,6 +218,19 @@ final class HTTPBackendHandler: ChannelInboundHandler {
             context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: sent))))).whenComplete { _ in
                 channel.close(promise: nil)
             }
+        case .patterned:
+            let size = head.uri.hasPrefix("/bytes/") ? Int(head.uri.dropFirst(7)) ?? 0 : 0
+            let headers = HTTPHeaders([("Content-Length", String(size))])
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+            var offset = 0
+            while offset < size {
+                let piece = min(10_000, size - offset)
+                let start = offset % 251
+                let buffer = ByteBuffer(bytes: Self.patternPieces[start..<(start + piece)])
+                context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+                offset += piece
+            }
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         case .silent:
             break
         case .garbage, .reset, .webSocketEcho, .stall:
@@ -219,6 +239,8 @@ final class HTTPBackendHandler: ChannelInboundHandler {
     }
 
     static let chunk = ByteBuffer(repeating: UInt8(ascii: "x"), count: 64 * 1024)
+    /// Any piece of a `patterned` answer, up to 10,000 bytes, from its offset modulo 251.
+    static let patternPieces = (0..<(10_000 + 251)).map(TestHTTPBackend.patternByte(at:))
 
     func pump(_ context: ChannelHandlerContext) {
         // A write can report a writability change at once: no re-entry.

@@ -156,7 +156,7 @@ extension HTTPRelayConnection {
     /// so that a small answer goes to the client in one write.
     func handleBackendBytes() -> Bool {
         var moved = false
-        while let exchange, let backend = exchange.backend, exchange.attached, exchange.isForwarding {
+        while bodyPipe == nil, let exchange, let backend = exchange.backend, exchange.attached, exchange.isForwarding {
             let step = exchange.responseStarted ? forwardResponseBody(exchange, backend) : readResponseHead(exchange, backend)
             guard step else { break }
             moved = true
@@ -238,6 +238,8 @@ extension HTTPRelayConnection {
             moved = take
             passed = take
             ended = exchange.responseRemaining == 0
+            // What is left of a large body goes through a pipe (all that was read goes out first).
+            if !ended { startSplicing(exchange, backend) }
         case .chunked, .dechunked:
             // Passed on as it came, or (to an HTTP/1.0 client) its data alone.
             let dechunk = exchange.body == .dechunked
@@ -312,7 +314,7 @@ extension HTTPRelayConnection {
 
     /// Part of the answer went out: only a close can tell the client,
     /// after what arrived before is written.
-    private func backendBrokeOff(_ exchange: HTTPRelayExchange, reason: String) {
+    func backendBrokeOff(_ exchange: HTTPRelayExchange, reason: String) {
         exchange.error = reason
         releaseBackend(of: exchange, reusable: false)
         report(exchange, outcome: .failed(status: exchange.status, reason: reason))

@@ -32,6 +32,9 @@ final class HTTPRelayConnection: RelayConnection, @unchecked Sendable {  // conf
     @exclusivity(unchecked) var scanner = HTTPHeadScanner(limit: HTTPFrontend.maximumHeadSize)
     @exclusivity(unchecked) var responses = HTTPHeadScanner(limit: HTTPFrontend.maximumHeadSize)
     var exchange: HTTPRelayExchange?
+    /// The pipe a large answer's body is spliced through, and the bytes in it.
+    var bodyPipe: SplicePipe?
+    var inPipe = 0
     /// After a 101: bytes go both ways as they are, to and from this backend.
     var tunnel: HTTPRelayBackend?
     /// Close once `outbox` is written.
@@ -124,9 +127,13 @@ final class HTTPRelayConnection: RelayConnection, @unchecked Sendable {  // conf
                 if let exchange, exchange.attached, let backend = exchange.backend {
                     moved = flushBackend(backend) || moved
                     if closed { return }
-                    moved = readBackend(backend) || moved
-                    if closed { return }
-                    moved = handleBackendBytes() || moved
+                    if bodyPipe != nil {
+                        moved = spliceResponseBody(exchange, backend) || moved
+                    } else {
+                        moved = readBackend(backend) || moved
+                        if closed { return }
+                        moved = handleBackendBytes() || moved
+                    }
                 }
             }
             if closing && outbox.isEmpty {
@@ -357,6 +364,7 @@ final class HTTPRelayConnection: RelayConnection, @unchecked Sendable {  // conf
             report(exchange, outcome: .clientGone)
         }
         closed = true
+        releaseBodyPipe()
         tunnel?.close()
         tunnel = nil
         inbox.clear()
