@@ -48,6 +48,9 @@ public final class TestHTTPBackend: Sendable {
         /// Answers `GET /bytes/N` with N bytes of `patternByte(at:)`
         /// (`Content-Length`), written in pieces of 10,000.
         case patterned
+        /// Counts the request body and checks it against `patternByte(at:)`:
+        /// answers `received N ok`, or `received N bad at OFFSET`.
+        case patternSink
     }
 
     /// The byte at `offset` of a `patterned` answer: it repeats every 251
@@ -126,6 +129,8 @@ final class HTTPBackendHandler: ChannelInboundHandler {
     var head: HTTPRequestHead?
     var body = ByteBuffer()
     var bodyLength = 0
+    /// Where a `patternSink` body first differed from the pattern.
+    var firstBad: Int?
     var requestsOnConnection = 0
     var flooded = 0
     var flooding: (total: Int, written: NIOLockedValueBox<Int>)?
@@ -144,6 +149,7 @@ final class HTTPBackendHandler: ChannelInboundHandler {
             self.head = head
             body.clear()
             bodyLength = 0
+            firstBad = nil
             if case .oneRequestPerConnection = behaviour, requestsOnConnection > 1 {
                 context.close(promise: nil)
                 return
@@ -156,8 +162,15 @@ final class HTTPBackendHandler: ChannelInboundHandler {
                 context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
             }
         case .body(var part):
+            if case .patternSink = behaviour {
+                for (index, byte) in part.readableBytesView.enumerated()
+                where firstBad == nil && byte != TestHTTPBackend.patternByte(at: bodyLength + index) {
+                    firstBad = bodyLength + index
+                }
+            }
             bodyLength += part.readableBytes
             if case .sink = behaviour { return }
+            if case .patternSink = behaviour { return }
             body.writeBuffer(&part)
         case .end:
             guard let head else { return }
@@ -218,6 +231,12 @@ final class HTTPBackendHandler: ChannelInboundHandler {
             context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: sent))))).whenComplete { _ in
                 channel.close(promise: nil)
             }
+        case .patternSink:
+            let text = "received \(bodyLength) " + (firstBad.map { "bad at \($0)" } ?? "ok")
+            let headers = HTTPHeaders([("Content-Length", String(text.utf8.count))])
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         case .patterned:
             let size = head.uri.hasPrefix("/bytes/") ? Int(head.uri.dropFirst(7)) ?? 0 : 0
             let headers = HTTPHeaders([("Content-Length", String(size))])

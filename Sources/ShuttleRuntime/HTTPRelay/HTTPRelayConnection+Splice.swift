@@ -2,12 +2,13 @@
 import CShuttleSplice
 import Glibc
 
-/// A large answer's body, moved from the backend to a plain-HTTP client
+/// Large counted bodies, moved between a plain-HTTP client and its backend
 /// with splice(2) through a pipe, as the TCP relay moves bulk bytes: the
-/// kernel hands the backend's pages on, and the body never passes through
-/// user space. What the answer's first read brought in (the head and the
-/// start of the body) goes out through `outbox` first; the pipe is emptied
-/// to the client only once `outbox` is.
+/// kernel hands the pages on, and the body never passes through user space.
+/// An answer's body goes from the backend to the client (`bodyPipe`), a
+/// request's from the client to the backend (`uploadPipe`). What the first
+/// read brought in (the head and the start of the body) goes out through the
+/// queues first; a pipe is emptied to its socket only once the queue is.
 extension HTTPRelayConnection {
     /// A `Content-Length` body with at least this much still to come after
     /// the first read is spliced; a smaller one is cheaper to read and write.
@@ -82,6 +83,86 @@ extension HTTPRelayConnection {
         } else {
             pipe.close()
             inPipe = 0
+        }
+    }
+
+    // MARK: Request bodies
+
+    /// A request body is spliced from this much still to come: what a
+    /// retry could keep (`replayLimit`); a larger one is not kept anyway.
+    static let uploadSpliceThreshold = UInt64(HTTPProxyHandler.replayLimit)
+
+    /// Takes a pipe for the rest of `exchange`'s counted request body if that
+    /// is large, the client is not on TLS, and a pipe can be had.
+    func startUploadSplicing(_ exchange: HTTPRelayExchange, _ backend: HTTPRelayBackend) {
+        guard tls == nil, uploadPipe == nil, !clientEnded, !backend.ended, exchange.attached,
+            exchange.remaining >= Self.uploadSpliceThreshold, let pipe = loop.pipes.take()
+        else { return }
+        uploadPipe = pipe
+        exchange.replay = nil  // no retry: the body is not kept
+    }
+
+    /// Moves the request body on: from the pipe to the backend while it takes
+    /// bytes (after its outbox), and from the client into the pipe once it is
+    /// empty. A backend that goes away or answered already (the rest of the
+    /// body is then read and dropped) ends the splicing. Whether anything moved.
+    func spliceRequestBody() -> Bool {
+        guard let pipe = uploadPipe else { return false }
+        guard let exchange, exchange.isForwarding, exchange.attached, let backend = exchange.backend, !backend.ended
+        else {
+            releaseUploadPipe()
+            return true
+        }
+        var moved = false
+        if inUploadPipe > 0 && backend.writable && backend.outbox.isEmpty {
+            let n = cshuttle_splice(pipe.read, backend.fd, inUploadPipe)
+            if n > 0 {
+                inUploadPipe -= n
+                moved = true
+            } else if n < 0 && errno == EAGAIN {
+                backend.writable = false
+            } else {
+                // Reset, as `flushBackend` takes it: its reading side says the rest.
+                backend.ended = true
+                backend.readable = true
+                releaseUploadPipe()
+                return true
+            }
+        }
+        if inUploadPipe == 0 && exchange.remaining > 0 && readable {
+            let n = cshuttle_splice(fd, pipe.write, Int(min(exchange.remaining, UInt64(PipePool.pipeSize))))
+            if n > 0 {
+                inUploadPipe = n
+                exchange.remaining -= UInt64(n)
+                exchange.bytesSent += n
+                moved = true
+            } else if n < 0 && errno == EAGAIN {
+                readable = false
+            } else {
+                // The client's end (or an error) in the middle of its body, as `readClient` takes it.
+                readable = false
+                clientEnded = true
+                clientGone()
+                return true
+            }
+        }
+        if inUploadPipe == 0 && exchange.remaining == 0 {
+            releaseUploadPipe()
+            exchange.requestEnded = true
+            startResponseTimer(exchange)
+            return true
+        }
+        return moved
+    }
+
+    func releaseUploadPipe() {
+        guard let pipe = uploadPipe else { return }
+        uploadPipe = nil
+        if inUploadPipe == 0 {
+            loop.pipes.give(pipe)
+        } else {
+            pipe.close()
+            inUploadPipe = 0
         }
     }
 }

@@ -35,6 +35,9 @@ final class HTTPRelayConnection: RelayConnection, @unchecked Sendable {  // conf
     /// The pipe a large answer's body is spliced through, and the bytes in it.
     var bodyPipe: SplicePipe?
     var inPipe = 0
+    /// The same for a large request body, from the client to the backend.
+    var uploadPipe: SplicePipe?
+    var inUploadPipe = 0
     /// After a 101: bytes go both ways as they are, to and from this backend.
     var tunnel: HTTPRelayBackend?
     /// Close once `outbox` is written.
@@ -124,6 +127,10 @@ final class HTTPRelayConnection: RelayConnection, @unchecked Sendable {  // conf
                 if closed { return }
                 moved = handleClientBytes() || moved
                 if closed { return }
+                if uploadPipe != nil {
+                    moved = spliceRequestBody() || moved
+                    if closed { return }
+                }
                 if let exchange, exchange.attached, let backend = exchange.backend {
                     moved = flushBackend(backend) || moved
                     if closed { return }
@@ -161,7 +168,7 @@ final class HTTPRelayConnection: RelayConnection, @unchecked Sendable {  // conf
 
     /// Whether bytes from the client can go anywhere now.
     private var wantsClientBytes: Bool {
-        guard !closing, !clientEnded, inbox.count < Self.inboxLimit else { return false }
+        guard !closing, !clientEnded, uploadPipe == nil, inbox.count < Self.inboxLimit else { return false }
         guard let exchange else { return true }
         if exchange.requestEnded || !exchange.isForwarding { return true }
         guard exchange.attached, let backend = exchange.backend else { return false }
@@ -242,6 +249,8 @@ final class HTTPRelayConnection: RelayConnection, @unchecked Sendable {  // conf
             keepForReplay(UnsafeRawBufferPointer(rebasing: available[0..<take]), in: exchange)
             exchange.bytesSent += take
             inbox.move(take, to: backend.outbox)
+            // What is left of a large body goes through a pipe (after what was read).
+            if !ended && exchange.framing != .chunked { startUploadSplicing(exchange, backend) }
         } else {
             exchange.discarded += take
             inbox.consume(take)
@@ -365,6 +374,7 @@ final class HTTPRelayConnection: RelayConnection, @unchecked Sendable {  // conf
         }
         closed = true
         releaseBodyPipe()
+        releaseUploadPipe()
         tunnel?.close()
         tunnel = nil
         inbox.clear()
