@@ -48,6 +48,9 @@ public final class TestHTTPBackend: Sendable {
         /// Answers `GET /bytes/N` with N bytes of `patternByte(at:)`
         /// (`Content-Length`), written in pieces of 10,000.
         case patterned
+        /// `patterned`, with these bytes sent after each answer's body (more
+        /// than its `Content-Length` says).
+        case patternedWithExtra(String)
         /// Counts the request body and checks it against `patternByte(at:)`:
         /// answers `received N ok`, or `received N bad at OFFSET`.
         case patternSink
@@ -237,7 +240,7 @@ final class HTTPBackendHandler: ChannelInboundHandler {
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
             context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        case .patterned:
+        case .patterned, .patternedWithExtra:
             let size = head.uri.hasPrefix("/bytes/") ? Int(head.uri.dropFirst(7)) ?? 0 : 0
             let headers = HTTPHeaders([("Content-Length", String(size))])
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
@@ -248,6 +251,9 @@ final class HTTPBackendHandler: ChannelInboundHandler {
                 let buffer = ByteBuffer(bytes: Self.patternPieces[start..<(start + piece)])
                 context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
                 offset += piece
+            }
+            if case .patternedWithExtra(let extra) = behaviour {
+                context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: extra)))), promise: nil)
             }
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         case .silent:

@@ -106,7 +106,7 @@ final class HTTPRelayBackend: SpliceSource, @unchecked Sendable {  // confined t
     }
 
     /// Nothing to read and no end: a look (MSG_PEEK) finds EAGAIN.
-    private var isQuiet: Bool {
+    var isQuiet: Bool {
         var byte: UInt8 = 0
         return recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) < 0 && errno == EAGAIN
     }

@@ -62,6 +62,16 @@ extension HTTPRelayConnection {
         guard inPipe == 0 else { return moved }
         if exchange.responseRemaining == 0 {
             releaseBodyPipe()
+            // The body was taken to its last byte, and no further: anything
+            // after it (or the backend's end) is still in the socket, where
+            // the next request's answer would be read from. A look says
+            // whether the connection is clean enough to reuse; if it is, the
+            // read that would find EAGAIN is spared.
+            if backend.isQuiet {
+                backend.readable = false
+            } else {
+                exchange.backendReusable = false
+            }
             endResponse(exchange)
             return true
         }

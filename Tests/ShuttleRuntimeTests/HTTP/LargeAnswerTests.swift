@@ -35,6 +35,28 @@ struct LargeAnswerTests {
         await harness.shutdown()
     }
 
+    @Test("bytes a backend sends after a large answer's body are never taken for the next answer")
+    func bytesAfterTheBody() async throws {
+        let harness = try await HTTPHarness.start()
+        let stale = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale"
+        let server = try await TestHTTPBackend.start(.patternedWithExtra(stale), group: harness.group)
+        try await harness.apply([vhostService("big", hosts: ["big.test"], backends: [backend("b", server)])])
+        let connection = try await harness.connect()
+        // Answers small enough to arrive with what follows them in one
+        // segment, so that no later readiness event tells of the extra bytes.
+        let sizes = [60_000, 100, 55_000, 50_000, 0, 60_000]
+        for size in sizes {
+            try await connection.send(HTTPRequestText.make("GET", "/bytes/\(size)", host: "big.test"))
+            let response = try await connection.readResponse(timeout: .seconds(60))
+            #expect(response.body == Self.pattern(size), "answer of \(size) bytes: got \(response.body.count) bytes")
+        }
+        // Every connection that carried an answer was left dirty: none was reused.
+        #expect(server.connections == sizes.count)
+        await connection.close()
+        await server.close()
+        await harness.shutdown()
+    }
+
     @Test("a backend that dies in the middle of a large answer: the client gets all it sent, then the close")
     func truncated() async throws {
         let harness = try await HTTPHarness.start()
