@@ -27,6 +27,19 @@ struct ByteQueueTests {
         return offered
     }
 
+    /// Bytes numbered from 0 (wrapping), checked to come out in that order.
+    struct Order {
+        var expected: UInt8 = 0
+        var holds = true
+
+        mutating func check(_ bytes: some Sequence<UInt8>) {
+            for byte in bytes {
+                holds = holds && byte == expected
+                expected &+= 1
+            }
+        }
+    }
+
     @Test("a read that fills its room is followed by one into a 64 KiB block; a short one goes back to 16 KiB")
     func largeBlocksAfterAFullRead() {
         let pool = BlockPool()
@@ -91,14 +104,7 @@ struct ByteQueueTests {
             defer { withExtendedLifetime(pool) {} }  // the queue holds it unowned
             let queue = ByteQueue(pool: pool)
             var next: UInt8 = 0
-            var expected: UInt8 = 0
-            var inOrder = true
-            func check(_ bytes: some Sequence<UInt8>) {
-                for byte in bytes {
-                    inOrder = inOrder && byte == expected
-                    expected &+= 1
-                }
-            }
+            var order = Order()
             for (index, size) in sizes.enumerated() {
                 var waiting = size
                 while waiting > 0 {
@@ -107,12 +113,12 @@ struct ByteQueueTests {
                 }
                 // Some of what waits is handled, the rest stays for later.
                 let take = min(takes[index], queue.count)
-                check(queue.bytes.prefix(take))
+                order.check(queue.bytes.prefix(take))
                 queue.consume(take)
             }
-            check(queue.bytes)
-            #expect(inOrder)
-            #expect(expected == next)
+            order.check(queue.bytes)
+            #expect(order.holds)
+            #expect(order.expected == next)
         }
     }
     @Test("moving all of a queue's bytes to an empty one hands over its block; anything else is copied")
@@ -158,14 +164,7 @@ struct ByteQueueTests {
             let from = ByteQueue(pool: pool)
             let to = ByteQueue(pool: pool)
             var next: UInt8 = 0
-            var expected: UInt8 = 0
-            var inOrder = true
-            func check(_ bytes: some Sequence<UInt8>) {
-                for byte in bytes {
-                    inOrder = inOrder && byte == expected
-                    expected &+= 1
-                }
-            }
+            var order = Order()
             for (index, size) in sizes.enumerated() {
                 var waiting = size
                 while waiting > 0 {
@@ -176,13 +175,13 @@ struct ByteQueueTests {
                 let move = moves[index] % 3 == 0 ? from.count : min(moves[index], from.count)
                 from.move(move, to: to)
                 let take = min(takes[index], to.count)
-                check(to.bytes.prefix(take))
+                order.check(to.bytes.prefix(take))
                 to.consume(take)
             }
-            check(to.bytes)
-            check(from.bytes)
-            #expect(inOrder)
-            #expect(expected == next)
+            order.check(to.bytes)
+            order.check(from.bytes)
+            #expect(order.holds)
+            #expect(order.expected == next)
         }
     }
 }

@@ -10,6 +10,22 @@ import Glibc
 /// read brought in (the head and the start of the body) goes out through the
 /// queues first; a pipe is emptied to its socket only once the queue is.
 extension HTTPRelayConnection {
+    /// A pipe a body is spliced through, and how many of its bytes are in it.
+    struct BodyPipe {
+        let pipe: SplicePipe
+        var count = 0
+
+        /// Back to the loop's pool when empty; closed with the bytes in it
+        /// when the connection ends before they were written.
+        func release(to pipes: PipePool) {
+            if count == 0 {
+                pipes.give(pipe)
+            } else {
+                pipe.close()
+            }
+        }
+    }
+
     /// A `Content-Length` body with at least this much still to come after
     /// the first read is spliced; a smaller one is cheaper to read and write.
     static let spliceThreshold: UInt64 = 32 * 1024
@@ -21,7 +37,7 @@ extension HTTPRelayConnection {
         guard tls == nil, bodyPipe == nil, !backend.ended, exchange.responseRemaining >= Self.spliceThreshold,
             let pipe = loop.pipes.take()
         else { return }
-        bodyPipe = pipe
+        bodyPipe = BodyPipe(pipe: pipe)
     }
 
     /// Moves the body on: from the pipe to the client while it takes bytes
@@ -29,12 +45,12 @@ extension HTTPRelayConnection {
     /// (so that EAGAIN can only mean the backend has nothing; a pipe that was
     /// full would say the same). Whether anything moved.
     func spliceResponseBody(_ exchange: HTTPRelayExchange, _ backend: HTTPRelayBackend) -> Bool {
-        guard let pipe = bodyPipe else { return false }
+        guard let pipe = bodyPipe?.pipe else { return false }
         var moved = false
-        if inPipe > 0 && writable && outbox.isEmpty {
-            let n = cshuttle_splice(pipe.read, fd, inPipe)
+        if bodyPipe!.count > 0 && writable && outbox.isEmpty {
+            let n = cshuttle_splice(pipe.read, fd, bodyPipe!.count)
             if n > 0 {
-                inPipe -= n
+                bodyPipe!.count -= n
                 moved = true
             } else if n < 0 && errno == EAGAIN {
                 writable = false
@@ -43,10 +59,10 @@ extension HTTPRelayConnection {
                 return true
             }
         }
-        if inPipe == 0 && exchange.responseRemaining > 0 && backend.readable && !backend.ended {
+        if bodyPipe!.count == 0 && exchange.responseRemaining > 0 && backend.readable && !backend.ended {
             let n = cshuttle_splice(backend.fd, pipe.write, Int(min(exchange.responseRemaining, UInt64(PipePool.pipeSize))))
             if n > 0 {
-                inPipe = n
+                bodyPipe!.count = n
                 exchange.responseRemaining -= UInt64(n)
                 exchange.bytesReceived += n
                 moved = true
@@ -59,7 +75,7 @@ extension HTTPRelayConnection {
                 moved = true
             }
         }
-        guard inPipe == 0 else { return moved }
+        guard bodyPipe!.count == 0 else { return moved }
         if exchange.responseRemaining == 0 {
             releaseBodyPipe()
             // The body was taken to its last byte, and no further: anything
@@ -83,17 +99,9 @@ extension HTTPRelayConnection {
         return moved
     }
 
-    /// The pipe goes back to the loop's pool when empty, and is closed with
-    /// the bytes in it when the connection ends before they were written.
     func releaseBodyPipe() {
-        guard let pipe = bodyPipe else { return }
+        bodyPipe?.release(to: loop.pipes)
         bodyPipe = nil
-        if inPipe == 0 {
-            loop.pipes.give(pipe)
-        } else {
-            pipe.close()
-            inPipe = 0
-        }
     }
 
     // MARK: Request bodies
@@ -108,7 +116,7 @@ extension HTTPRelayConnection {
         guard tls == nil, uploadPipe == nil, !clientEnded, !backend.ended, exchange.attached,
             exchange.remaining >= Self.uploadSpliceThreshold, let pipe = loop.pipes.take()
         else { return }
-        uploadPipe = pipe
+        uploadPipe = BodyPipe(pipe: pipe)
         exchange.replay = nil  // no retry: the body is not kept
     }
 
@@ -117,17 +125,17 @@ extension HTTPRelayConnection {
     /// empty. A backend that goes away or answered already (the rest of the
     /// body is then read and dropped) ends the splicing. Whether anything moved.
     func spliceRequestBody() -> Bool {
-        guard let pipe = uploadPipe else { return false }
+        guard let pipe = uploadPipe?.pipe else { return false }
         guard let exchange, exchange.isForwarding, exchange.attached, let backend = exchange.backend, !backend.ended
         else {
             releaseUploadPipe()
             return true
         }
         var moved = false
-        if inUploadPipe > 0 && backend.writable && backend.outbox.isEmpty {
-            let n = cshuttle_splice(pipe.read, backend.fd, inUploadPipe)
+        if uploadPipe!.count > 0 && backend.writable && backend.outbox.isEmpty {
+            let n = cshuttle_splice(pipe.read, backend.fd, uploadPipe!.count)
             if n > 0 {
-                inUploadPipe -= n
+                uploadPipe!.count -= n
                 moved = true
             } else if n < 0 && errno == EAGAIN {
                 backend.writable = false
@@ -139,10 +147,10 @@ extension HTTPRelayConnection {
                 return true
             }
         }
-        if inUploadPipe == 0 && exchange.remaining > 0 && readable {
+        if uploadPipe!.count == 0 && exchange.remaining > 0 && readable {
             let n = cshuttle_splice(fd, pipe.write, Int(min(exchange.remaining, UInt64(PipePool.pipeSize))))
             if n > 0 {
-                inUploadPipe = n
+                uploadPipe!.count = n
                 exchange.remaining -= UInt64(n)
                 exchange.bytesSent += n
                 moved = true
@@ -156,7 +164,7 @@ extension HTTPRelayConnection {
                 return true
             }
         }
-        if inUploadPipe == 0 && exchange.remaining == 0 {
+        if uploadPipe!.count == 0 && exchange.remaining == 0 {
             releaseUploadPipe()
             exchange.requestEnded = true
             startResponseTimer(exchange)
@@ -166,14 +174,8 @@ extension HTTPRelayConnection {
     }
 
     func releaseUploadPipe() {
-        guard let pipe = uploadPipe else { return }
+        uploadPipe?.release(to: loop.pipes)
         uploadPipe = nil
-        if inUploadPipe == 0 {
-            loop.pipes.give(pipe)
-        } else {
-            pipe.close()
-            inUploadPipe = 0
-        }
     }
 }
 #endif

@@ -32,12 +32,10 @@ final class HTTPRelayConnection: RelayConnection, @unchecked Sendable {  // conf
     @exclusivity(unchecked) var scanner = HTTPHeadScanner(limit: HTTPFrontend.maximumHeadSize)
     @exclusivity(unchecked) var responses = HTTPHeadScanner(limit: HTTPFrontend.maximumHeadSize)
     var exchange: HTTPRelayExchange?
-    /// The pipe a large answer's body is spliced through, and the bytes in it.
-    var bodyPipe: SplicePipe?
-    var inPipe = 0
+    /// The pipe a large answer's body is spliced through (`+Splice`).
+    var bodyPipe: BodyPipe?
     /// The same for a large request body, from the client to the backend.
-    var uploadPipe: SplicePipe?
-    var inUploadPipe = 0
+    var uploadPipe: BodyPipe?
     /// After a 101: bytes go both ways as they are, to and from this backend.
     var tunnel: HTTPRelayBackend?
     /// Close once `outbox` is written.
