@@ -15,6 +15,38 @@ extension HTTPRelayConnection {
         let pipe: SplicePipe
         var count = 0
 
+        /// What one splice did.
+        enum Step {
+            case moved
+            /// EAGAIN: the socket has nothing to give, or no room.
+            case wouldBlock
+            /// The socket's end, or an error (errno set when `failed`).
+            case ended(failed: Bool)
+        }
+
+        /// Splices up to `limit` bytes from `source` into the pipe, which
+        /// must be empty: so EAGAIN can only mean the socket has nothing (a
+        /// full pipe would say the same).
+        mutating func fill(from source: Int32, limit: UInt64) -> (step: Step, bytes: Int) {
+            assert(count == 0)
+            let n = cshuttle_splice(source, pipe.write, Int(min(limit, UInt64(PipePool.pipeSize))))
+            if n > 0 {
+                count = n
+                return (.moved, n)
+            }
+            return (n < 0 && errno == EAGAIN ? .wouldBlock : .ended(failed: n < 0), 0)
+        }
+
+        /// Splices what the pipe holds out to `sink`.
+        mutating func drain(to sink: Int32) -> Step {
+            let n = cshuttle_splice(pipe.read, sink, count)
+            if n > 0 {
+                count -= n
+                return .moved
+            }
+            return n < 0 && errno == EAGAIN ? .wouldBlock : .ended(failed: n < 0)
+        }
+
         /// Back to the loop's pool when empty; closed with the bytes in it
         /// when the connection ends before they were written.
         func release(to pipes: PipePool) {
@@ -41,37 +73,32 @@ extension HTTPRelayConnection {
     }
 
     /// Moves the body on: from the pipe to the client while it takes bytes
-    /// (after `outbox`), and from the backend into the pipe once it is empty
-    /// (so that EAGAIN can only mean the backend has nothing; a pipe that was
-    /// full would say the same). Whether anything moved.
+    /// (after `outbox`), and from the backend into the pipe once it is
+    /// empty. Whether anything moved.
     func spliceResponseBody(_ exchange: HTTPRelayExchange, _ backend: HTTPRelayBackend) -> Bool {
-        guard let pipe = bodyPipe?.pipe else { return false }
+        guard bodyPipe != nil else { return false }
         var moved = false
         if bodyPipe!.count > 0 && writable && outbox.isEmpty {
-            let n = cshuttle_splice(pipe.read, fd, bodyPipe!.count)
-            if n > 0 {
-                bodyPipe!.count -= n
-                moved = true
-            } else if n < 0 && errno == EAGAIN {
-                writable = false
-            } else {
+            switch bodyPipe!.drain(to: fd) {
+            case .moved: moved = true
+            case .wouldBlock: writable = false
+            case .ended:
                 clientGone()
                 return true
             }
         }
         if bodyPipe!.count == 0 && exchange.responseRemaining > 0 && backend.readable && !backend.ended {
-            let n = cshuttle_splice(backend.fd, pipe.write, Int(min(exchange.responseRemaining, UInt64(PipePool.pipeSize))))
-            if n > 0 {
-                bodyPipe!.count = n
-                exchange.responseRemaining -= UInt64(n)
-                exchange.bytesReceived += n
+            let (step, bytes) = bodyPipe!.fill(from: backend.fd, limit: exchange.responseRemaining)
+            switch step {
+            case .moved:
+                exchange.responseRemaining -= UInt64(bytes)
+                exchange.bytesReceived += bytes
                 moved = true
-            } else if n < 0 && errno == EAGAIN {
-                backend.readable = false
-            } else {
+            case .wouldBlock: backend.readable = false
+            case .ended(let failed):
                 // Its end (or an error) before the whole body: said once the pipe is empty.
                 backend.ended = true
-                if n < 0 { backend.error = describeErrno("splice", errno) }
+                if failed { backend.error = describeErrno("splice", errno) }
                 moved = true
             }
         }
@@ -113,7 +140,7 @@ extension HTTPRelayConnection {
     /// Takes a pipe for the rest of `exchange`'s counted request body if that
     /// is large, the client is not on TLS, and a pipe can be had.
     func startUploadSplicing(_ exchange: HTTPRelayExchange, _ backend: HTTPRelayBackend) {
-        guard tls == nil, uploadPipe == nil, !clientEnded, !backend.ended, exchange.attached,
+        guard tls == nil, uploadPipe == nil, !clientEnded, !backend.ended,
             exchange.remaining >= Self.uploadSpliceThreshold, let pipe = loop.pipes.take()
         else { return }
         uploadPipe = BodyPipe(pipe: pipe)
@@ -125,7 +152,7 @@ extension HTTPRelayConnection {
     /// empty. A backend that goes away or answered already (the rest of the
     /// body is then read and dropped) ends the splicing. Whether anything moved.
     func spliceRequestBody() -> Bool {
-        guard let pipe = uploadPipe?.pipe else { return false }
+        guard uploadPipe != nil else { return false }
         guard let exchange, exchange.isForwarding, exchange.attached, let backend = exchange.backend, !backend.ended
         else {
             releaseUploadPipe()
@@ -133,13 +160,10 @@ extension HTTPRelayConnection {
         }
         var moved = false
         if uploadPipe!.count > 0 && backend.writable && backend.outbox.isEmpty {
-            let n = cshuttle_splice(pipe.read, backend.fd, uploadPipe!.count)
-            if n > 0 {
-                uploadPipe!.count -= n
-                moved = true
-            } else if n < 0 && errno == EAGAIN {
-                backend.writable = false
-            } else {
+            switch uploadPipe!.drain(to: backend.fd) {
+            case .moved: moved = true
+            case .wouldBlock: backend.writable = false
+            case .ended:
                 // Reset, as `flushBackend` takes it: its reading side says the rest.
                 backend.ended = true
                 backend.readable = true
@@ -148,15 +172,14 @@ extension HTTPRelayConnection {
             }
         }
         if uploadPipe!.count == 0 && exchange.remaining > 0 && readable {
-            let n = cshuttle_splice(fd, pipe.write, Int(min(exchange.remaining, UInt64(PipePool.pipeSize))))
-            if n > 0 {
-                uploadPipe!.count = n
-                exchange.remaining -= UInt64(n)
-                exchange.bytesSent += n
+            let (step, bytes) = uploadPipe!.fill(from: fd, limit: exchange.remaining)
+            switch step {
+            case .moved:
+                exchange.remaining -= UInt64(bytes)
+                exchange.bytesSent += bytes
                 moved = true
-            } else if n < 0 && errno == EAGAIN {
-                readable = false
-            } else {
+            case .wouldBlock: readable = false
+            case .ended:
                 // The client's end (or an error) in the middle of its body, as `readClient` takes it.
                 readable = false
                 clientEnded = true
