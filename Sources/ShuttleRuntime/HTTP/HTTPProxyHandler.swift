@@ -226,7 +226,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, @un
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard let parserError = error as? HTTPParserError else {
+        // The client's end in the middle of a request (its head or body cut
+        // short) is the client leaving, not a malformed request: closed, and
+        // an exchange under way is reported gone (`channelInactive`), as the
+        // relay does.
+        guard let parserError = error as? HTTPParserError, parserError != .invalidEOFState else {
             context.close(promise: nil)
             return
         }

@@ -73,7 +73,7 @@ struct LargeUploadTests {
         await client.close()
         #expect(await eventually(timeout: .seconds(30)) { server.openConnections == 0 })
         #expect(await eventually { harness.backendStats("up", "b")?.httpActive == 0 })
-        #expect(await eventually { harness.logLines().contains { $0.contains("client closed") || $0.contains("err=") } })
+        #expect(await eventually { harness.logLines().contains { $0.contains("err=\"the client closed the connection\"") } }, "\(harness.logLines())")
         await server.close()
         await harness.shutdown()
     }
